@@ -1,0 +1,1 @@
+"""speaker: the asyncio shell (session engines, Speaker, daemon and CLI)."""
