@@ -99,14 +99,16 @@ class FrrRouter:
         try:
             self._start_daemon("zebra", self.zebra_args, timeout)
             wait_for(
-                lambda: (self.dir / "zserv.api").exists(),
+                (self.dir / "zserv.api").exists,
                 timeout,
                 what=f"zebra zserv socket in {self.dir}",
                 details=self.logs,
             )
             extra = [*(["-p", str(self.bgp_port)] if self.bgp_port is not None else []), *self.bgpd_args]
             self._start_daemon("bgpd", extra, timeout)
-            wait_for(self._daemons_connected, timeout, what="vtysh to reach zebra and bgpd", details=self.logs)
+            wait_for(
+                self._daemons_connected, timeout, what="vtysh to reach zebra and bgpd", details=self.logs
+            )
         except BaseException:
             self.stop()
             raise
@@ -146,7 +148,7 @@ class FrrRouter:
             details=self.logs,
         )
         wait_for(
-            lambda: (self.dir / f"{daemon}.vty").exists(),
+            (self.dir / f"{daemon}.vty").exists,
             timeout,
             what=f"{daemon} vty socket",
             details=self.logs,
@@ -211,7 +213,11 @@ class FrrRouter:
         return self.vtysh(["configure terminal", *lines])
 
     def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.2, what: str = "condition"
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = 10.0,
+        interval: float = 0.2,
+        what: str = "condition",
     ) -> T:
         """Poll ``predicate`` until truthy; on timeout raise TimeoutError including this router's logs."""
         return wait_for(predicate, timeout, interval, what=f"{what} on {self!r}", details=self.logs)
@@ -224,7 +230,9 @@ class FrrRouter:
 
     def wait_established(self, peer: str, timeout: float = 20.0) -> None:
         """Wait until the session with ``peer`` is Established."""
-        self.wait_for(lambda: self.neighbor_state(peer) == "Established", timeout, what=f"BGP {peer} Established")
+        self.wait_for(
+            lambda: self.neighbor_state(peer) == "Established", timeout, what=f"BGP {peer} Established"
+        )
 
     def evpn_vni(self, vni: int) -> dict[str, Any]:
         """``show bgp l2vpn evpn vni VNI json`` (keys ``rd``, ``originatorIp``, ``importRTs``, ...)."""

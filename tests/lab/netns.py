@@ -75,7 +75,7 @@ def run(
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 10.0,
     interval: float = 0.1,
     what: str = "condition",
@@ -88,12 +88,13 @@ def wait_for(
     """
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
-    last_value: Any = None
+    last_value: T | None = None
     while True:
         try:
-            last_value = predicate()
-            if last_value:
-                return last_value
+            value = predicate()
+            last_value = value
+            if value:
+                return value
         except Exception as exc:
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -223,10 +224,14 @@ class Namespace:
         self.role = role or name
         self._registered = False
         run(["ip", "netns", "add", name])
-        if register:
-            _register(name)
-            self._registered = True
-        self.ip("link", "set", "lo", "up")
+        try:
+            if register:
+                _register(name)
+                self._registered = True
+            self.ip("link", "set", "lo", "up")
+        except BaseException:
+            self.delete()
+            raise
 
     def __repr__(self) -> str:
         return f"Namespace({self.name!r})"
@@ -342,14 +347,21 @@ class Namespace:
     def delete(self) -> None:
         """Kill every process left in the namespace, then delete it. Idempotent."""
         if self.exists():
-            for pid in self.pids():
-                with contextlib.suppress(LabError):
-                    kill_pid(pid, timeout=2.0)
+            _kill_all_in(self.name)
             run(["ip", "netns", "del", self.name], check=False)
         if self._registered:
             with contextlib.suppress(FileNotFoundError):
                 (REGISTRY_DIR / self.name).unlink()
             self._registered = False
+
+
+def _kill_all_in(name: str) -> None:
+    """Kill the processes left in namespace ``name`` (never this process itself)."""
+    out = run(["ip", "netns", "pids", name], check=False).stdout
+    for pid in (int(p) for p in out.split()):
+        if pid != os.getpid():
+            with contextlib.suppress(LabError):
+                kill_pid(pid, timeout=2.0)
 
 
 def _register(name: str) -> None:
@@ -372,10 +384,7 @@ def reap_stale_namespaces() -> list[str]:
         if owner_alive:
             continue
         if (NETNS_DIR / entry.name).exists():
-            out = run(["ip", "netns", "pids", entry.name], check=False).stdout
-            for pid in out.split():
-                with contextlib.suppress(LabError):
-                    kill_pid(int(pid), timeout=2.0)
+            _kill_all_in(entry.name)
             run(["ip", "netns", "del", entry.name], check=False)
         with contextlib.suppress(FileNotFoundError):
             entry.unlink()
@@ -480,9 +489,9 @@ class Lab:
     # -- building blocks ---------------------------------------------------------------------------------
 
     def namespace(self, role: str) -> Namespace:
-        """Create a namespace named ``ev<labid>-<role>`` (role: ≤ 8 chars, unique in this lab)."""
-        if not role or len(role) > 8 or not role.replace("-", "").isalnum():
-            raise ValueError(f"role must be 1..8 alphanumeric chars: {role!r}")
+        """Create a namespace named ``ev<labid>-<role>`` (≤ 15 chars; role: 1..6 chars, unique in this lab)."""
+        if not role or len(role) > 6 or not role.replace("-", "").isalnum():
+            raise ValueError(f"role must be 1..6 alphanumeric chars: {role!r}")
         name = f"{NS_PREFIX}{self.id}-{role}"
         if any(ns.name == name for ns in self.namespaces):
             raise ValueError(f"role {role!r} already used in this lab")
@@ -525,7 +534,9 @@ class Lab:
         """Create (and by default start) an FRR zebra+bgpd instance in ``ns``; stopped at cleanup."""
         from tests.lab.frr import FrrRouter
 
-        router = FrrRouter(ns, config, zebra_config=zebra_config, directory=self._subdir(f"frr-{ns.role}"), **kwargs)
+        router = FrrRouter(
+            ns, config, zebra_config=zebra_config, directory=self._subdir(f"frr-{ns.role}"), **kwargs
+        )
         self.add_cleanup(router.stop, f"stop FRR in {ns.name}")
         self.add_log_source(f"FRR {ns.name}", router.logs)
         if start:
