@@ -1,1 +1,23 @@
-"""dataplane: Linux programming with pyroute2, and an in-memory dataplane for tests."""
+"""dataplane: the node's kernel state for EVPN, replacing FRR's zebra (DESIGN §4, §5).
+
+- :mod:`dataplane.interface`: the ``Dataplane`` protocol (apply a delta, reconcile, read back) and the
+  ``EventSource`` protocol (local learning as an async iterator), with their result and event types;
+- :mod:`dataplane.layout`: names and namespaces of every device (OpenPERouter's), VNI -> devices;
+- :mod:`dataplane.plumbing`: creates/removes the devices of a configuration, idempotently (pyroute2);
+- :mod:`dataplane.reconciler`: ``KernelDataplane``, batched rtnetlink for FDB, neighbours and routes;
+- :mod:`dataplane.monitor`: ``Monitor``, kernel notifications -> local-learning events, STALE re-probing;
+- :mod:`dataplane.translate`: the pure message -> event logic of the monitor;
+- :mod:`dataplane.rtnl`: the small struct-based rtnetlink codec and batch transport of the hot path;
+- :mod:`dataplane.netns`: namespaces by name (enter, create, sysctls);
+- :mod:`dataplane.memory`: ``MemoryDataplane``, the same interface in memory for tests without root;
+- :mod:`dataplane.errors`: typed errors (``VrfUnsupportedError`` names its fix).
+
+Typical use from the speaker (in asyncio)::
+
+    layout = Layout(config, Namespaces(router=None, host="hosts"))
+    await Plumbing(layout).apply_async()
+    dataplane = KernelDataplane(layout)
+    await dataplane.reconcile(core.desired_entries())       # start-up: converge, keep what is right
+    async for event in Monitor(layout).events(): ...        # LocalMacLearned / LocalNeighLearned / ...
+    await dataplane.apply(delta)                            # every DataplaneDelta the core emits
+"""

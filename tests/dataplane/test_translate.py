@@ -1,0 +1,119 @@
+"""Kernel messages -> local-learning events, without a kernel (decoded messages built by hand)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from dataplane import rtnl
+from dataplane.interface import LinkChanged
+from dataplane.translate import EventTranslator
+from evpn.events import LocalMacAged, LocalMacLearned, LocalNeighLearned, LocalNeighRemoved
+from evpn.mac import MacAddress
+
+UP = rtnl.IFF_UP | rtnl.IFF_LOWER_UP
+BR, VX, PE, OTHER = 10, 11, 12, 20
+MAC = MacAddress.from_text("02:aa:00:00:00:03")
+IP = ipaddress.ip_address("192.170.1.3")
+IP6 = ipaddress.ip_address("fd00::3")
+
+
+def translator() -> EventTranslator:
+    t = EventTranslator({"br-pe-110": 110}, {"br-pe-110": 110, "vni110": 110, "pe-e-110": 110})
+    for link in (
+        rtnl.Link(False, BR, UP, "br-pe-110", None, "bridge", None),
+        rtnl.Link(False, VX, UP, "vni110", BR, "vxlan", None),
+        rtnl.Link(False, PE, UP, "pe-e-110", BR, "veth", None),
+        rtnl.Link(False, OTHER, UP, "other", None, "bridge", None),
+    ):
+        assert t.feed(link) == []
+    return t
+
+
+def fdb(
+    port: int,
+    *,
+    deleted: bool = False,
+    flags: int = 0,
+    state: int = rtnl.NUD_REACHABLE,
+    mac: MacAddress = MAC,
+) -> rtnl.Neigh:
+    return rtnl.Neigh(deleted, rtnl.AF_BRIDGE, port, state, flags, mac.packed, None, BR)
+
+
+def neigh(
+    ip: rtnl.IPAddress, state: int, *, deleted: bool = False, flags: int = 0, dev: int = BR
+) -> rtnl.Neigh:
+    family = 2 if ip.version == 4 else 10
+    return rtnl.Neigh(deleted, family, dev, state, flags, MAC.packed, ip, None)
+
+
+def test_local_mac_learned_once_moved_and_aged() -> None:
+    t = translator()
+    assert t.feed(fdb(PE)) == [LocalMacLearned(110, MAC)]
+    assert t.feed(fdb(PE)) == []  # refresh is no news
+    assert t.feed(fdb(PE, deleted=True)) == [LocalMacAged(110, MAC)]
+    assert t.feed(fdb(PE, deleted=True)) == []
+
+
+def test_ours_vxlan_ports_permanent_and_foreign_bridges_are_not_local() -> None:
+    t = translator()
+    assert t.feed(fdb(PE, flags=rtnl.NTF_EXT_LEARNED)) == []
+    assert t.feed(fdb(VX)) == []
+    assert t.feed(fdb(PE, state=rtnl.NUD_PERMANENT)) == []
+    assert (
+        t.feed(rtnl.Neigh(False, rtnl.AF_BRIDGE, OTHER, rtnl.NUD_REACHABLE, 0, MAC.packed, None, OTHER)) == []
+    )
+    multicast = MacAddress.from_text("01:00:5e:00:00:01")
+    assert t.feed(fdb(PE, mac=multicast)) == []
+
+
+def test_local_mac_taken_over_by_a_remote_entry_is_aged() -> None:
+    t = translator()
+    t.feed(fdb(PE))
+    assert t.feed(fdb(VX, flags=rtnl.NTF_EXT_LEARNED)) == [LocalMacAged(110, MAC)]
+
+
+def test_neighbours_learned_on_change_removed_when_failed_or_deleted() -> None:
+    t = translator()
+    assert t.feed(neigh(IP, rtnl.NUD_REACHABLE)) == [LocalNeighLearned(110, IP, MAC)]
+    assert t.feed(neigh(IP, rtnl.NUD_STALE)) == []
+    assert t.stale() == [(BR, IP)]
+    assert t.feed(neigh(IP, rtnl.NUD_REACHABLE)) == []
+    assert t.stale() == []
+    assert t.feed(neigh(IP, rtnl.NUD_FAILED)) == [LocalNeighRemoved(110, IP)]
+    assert t.feed(neigh(IP6, rtnl.NUD_REACHABLE)) == [LocalNeighLearned(110, IP6, MAC)]
+    assert t.feed(neigh(IP6, 0, deleted=True)) == [LocalNeighRemoved(110, IP6)]
+    link_local = ipaddress.ip_address("fe80::1")
+    assert t.feed(neigh(link_local, rtnl.NUD_REACHABLE)) == []
+    assert t.feed(neigh(IP, rtnl.NUD_REACHABLE, dev=OTHER)) == []
+
+
+def test_remote_mac_becoming_local_brings_its_ips() -> None:
+    t = translator()
+    assert t.feed(neigh(IP, rtnl.NUD_NOARP, flags=rtnl.NTF_EXT_LEARNED)) == []  # ours, remote
+    assert t.feed(fdb(VX, flags=rtnl.NTF_EXT_LEARNED)) == []
+    assert t.feed(fdb(PE)) == [LocalMacLearned(110, MAC), LocalNeighLearned(110, IP, MAC)]
+
+
+def test_link_up_down_of_watched_devices() -> None:
+    t = translator()
+    assert t.feed(rtnl.Link(False, PE, 0, "pe-e-110", BR, "veth", None)) == [
+        LinkChanged("pe-e-110", 110, False)
+    ]
+    assert t.feed(rtnl.Link(False, PE, UP, "pe-e-110", BR, "veth", None)) == [
+        LinkChanged("pe-e-110", 110, True)
+    ]
+    assert t.feed(rtnl.Link(False, OTHER, 0, "other", None, "bridge", None)) == []
+
+
+def test_resync_after_lost_notifications_reports_what_disappeared() -> None:
+    t = translator()
+    other = MacAddress.from_text("02:aa:00:00:00:04")
+    t.feed(fdb(PE))
+    t.feed(fdb(PE, mac=other))
+    t.feed(neigh(IP, rtnl.NUD_STALE))
+    t.begin_sync()  # the dump shows only ``other``: MAC and neighbour of MAC were lost meanwhile
+    assert t.feed(fdb(PE, mac=other)) == []
+    assert t.end_sync() == [LocalMacAged(110, MAC), LocalNeighRemoved(110, IP)]
+    assert t.stale() == []
+    assert t.end_sync() == []
