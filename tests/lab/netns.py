@@ -168,6 +168,7 @@ def kill_pid(pid: int, *, timeout: float = 5.0, expected_comm: str | None = None
         while time.monotonic() < deadline:
             reap(pid)
             if not pid_alive(pid):
+                reap(pid)  # it may have died between the reap and the check: reap it now, no zombie left
                 return True
             time.sleep(0.02)
     raise LabError(f"process {pid} survived SIGKILL")

@@ -1,0 +1,1 @@
+"""Small command-line tools around the speaker (debugging and interop tests)."""
