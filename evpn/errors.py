@@ -59,6 +59,12 @@ class UpdateSubcode(enum.IntEnum):
     MALFORMED_AS_PATH = 11
 
 
+class RouteRefreshSubcode(enum.IntEnum):
+    """ROUTE-REFRESH Message Error subcodes (RFC 7313 §5)."""
+
+    INVALID_MESSAGE_LENGTH = 1
+
+
 class CeaseSubcode(enum.IntEnum):
     """Cease subcodes (RFC 4486 §4, RFC 8203)."""
 
@@ -108,17 +114,33 @@ _SUBCODES: dict[int, type[enum.IntEnum]] = {
     NotificationCode.OPEN_MESSAGE_ERROR: OpenSubcode,
     NotificationCode.UPDATE_MESSAGE_ERROR: UpdateSubcode,
     NotificationCode.CEASE: CeaseSubcode,
+    NotificationCode.ROUTE_REFRESH_MESSAGE_ERROR: RouteRefreshSubcode,
 }
 
 
+_CODE_TEXT = {
+    NotificationCode.MESSAGE_HEADER_ERROR: "Message Header Error",
+    NotificationCode.OPEN_MESSAGE_ERROR: "OPEN Message Error",
+    NotificationCode.UPDATE_MESSAGE_ERROR: "UPDATE Message Error",
+    NotificationCode.HOLD_TIMER_EXPIRED: "Hold Timer Expired",
+    NotificationCode.FSM_ERROR: "Finite State Machine Error",
+    NotificationCode.CEASE: "Cease",
+    NotificationCode.ROUTE_REFRESH_MESSAGE_ERROR: "ROUTE-REFRESH Message Error",
+}
+"""The error code names as RFC 4271 §4.5 and RFC 7313 §5 spell them."""
+
+
 def _title(name: str) -> str:
-    return name.replace("_", " ").title().replace("As Path", "AS_PATH").replace("Bgp", "BGP")
+    words = name.replace("_", " ").title()
+    for word in ("As Path", "Bgp", "Open", "Update", "Nlri"):
+        words = words.replace(word, word.upper().replace(" ", "_"))
+    return words
 
 
 def describe_notification(code: int, subcode: int) -> str:
     """Decode a NOTIFICATION code/subcode pair into readable text (RFC 4271 §4.5)."""
     try:
-        code_text = _title(NotificationCode(code).name)
+        code_text = _CODE_TEXT[NotificationCode(code)]
     except ValueError:
         return f"unknown error code {code} / subcode {subcode}"
     table = _SUBCODES.get(code)
@@ -168,3 +190,14 @@ def session_reset(reason: str, code: int, subcode: int, data: bytes = b"") -> Me
 def update_error(reason: str, subcode: UpdateSubcode, data: bytes = b"") -> MessageError:
     """A session-resetting UPDATE Message Error (RFC 4271 §6.3)."""
     return session_reset(reason, NotificationCode.UPDATE_MESSAGE_ERROR, subcode, data)
+
+
+class ConfigError(ValueError):
+    """A configuration object breaks a rule; the message names the object, the field and the reason."""
+
+    def __init__(self, object_kind: str, object_name: str, field: str, reason: str) -> None:
+        super().__init__(f"{object_kind} {object_name!r}: {field}: {reason}")
+        self.object_kind = object_kind
+        self.object_name = object_name
+        self.field = field
+        self.reason = reason

@@ -59,6 +59,8 @@ class RouteTarget:
     @classmethod
     def from_packed(cls, packed: bytes) -> RouteTarget:
         """Decode the 8 bytes of an RT extended community (type 0x00/0x01/0x02, subtype 0x02)."""
+        if len(packed) != 8 or packed[0] not in _FORMATS or packed[1] != 0x02:
+            raise InvalidValue(f"not a route target extended community: {bytes(packed).hex()}")
         kind = RtFormat(packed[0])
         if kind == RtFormat.IPV4:
             return cls(kind, int.from_bytes(packed[2:6], "big"), int.from_bytes(packed[6:8], "big"))
@@ -83,6 +85,7 @@ class RouteTarget:
 
 
 _WIDTHS = {RtFormat.AS2: (16, 32), RtFormat.IPV4: (32, 16), RtFormat.AS4: (32, 16)}
+_FORMATS = frozenset(int(f) for f in RtFormat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,11 @@ class RouteTargetMatcher:
 
     assigned: int
     route_target: RouteTarget | None = None
+
+    def __post_init__(self) -> None:
+        # The local-admin part is at most 32 bits (AS2 format), 16 for the others (RFC 4360 §3).
+        if not 0 <= self.assigned < 1 << 32:
+            raise InvalidValue(f"route target assigned number out of range: {self.assigned}")
 
     @classmethod
     def from_text(cls, text: str) -> RouteTargetMatcher:

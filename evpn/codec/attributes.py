@@ -15,7 +15,7 @@ from evpn.codec.extcommunity import (
     decode_ext_community,
 )
 from evpn.codec.pmsi import PmsiTunnel
-from evpn.errors import InvalidValue, Rfc7606Action
+from evpn.errors import InvalidValue, Rfc7606Action, UpdateSubcode
 from evpn.mac import MacAddress
 from evpn.route_target import RouteTarget
 
@@ -67,6 +67,11 @@ EXPECTED_FLAGS: dict[int, int] = {
     AttrType.AS4_AGGREGATOR: _OPT | _TRANS,
     AttrType.PMSI_TUNNEL: _OPT | _TRANS,
 }
+
+
+_DISCARD_ON_BAD_FLAGS = frozenset(
+    (AttrType.ATOMIC_AGGREGATE, AttrType.AGGREGATOR, AttrType.AS4_PATH, AttrType.AS4_AGGREGATOR)
+)
 
 
 class Origin(enum.IntEnum):
@@ -136,7 +141,9 @@ class AsPath:
         width = 4 if four_octet else 2
         out = bytearray()
         for seg in self.segments:
-            for i in range(0, max(len(seg.asns), 1), 255):
+            if not seg.asns:  # a zero-length segment is malformed (RFC 7606 §7.2): leave it out
+                continue
+            for i in range(0, len(seg.asns), 255):
                 chunk = seg.asns[i : i + 255]
                 out += bytes((seg.type, len(chunk)))
                 for asn in chunk:
@@ -227,9 +234,12 @@ class PathAttributes:
             out.append(encode_attribute(_TRANS, AttrType.ATOMIC_AGGREGATE, b""))
         if self.aggregator is not None:
             asn, ip = self.aggregator
-            out.append(
-                encode_attribute(_OPT | _TRANS, AttrType.AGGREGATOR, asn.to_bytes(4, "big") + ip.packed)
-            )
+            # 2-octet AS between old speakers, AS_TRANS for a 4-octet ASN (RFC 4271 §5.1.7, RFC 6793 §4.2.2).
+            if four_octet_as:
+                agg_as = asn.to_bytes(4, "big")
+            else:
+                agg_as = (asn if asn < 65536 else 23456).to_bytes(2, "big")
+            out.append(encode_attribute(_OPT | _TRANS, AttrType.AGGREGATOR, agg_as + ip.packed))
         if self.communities:
             value = b"".join(c.to_bytes(4, "big") for c in self.communities)
             out.append(encode_attribute(_OPT | _TRANS, AttrType.COMMUNITIES, value))
@@ -262,11 +272,21 @@ def encode_attribute(flags: int, type_code: int, value: bytes) -> bytes:
 class AttributeProblem(Exception):
     """One attribute is malformed; ``action`` is its RFC 7606 outcome (raised and caught inside the codec)."""
 
-    def __init__(self, type_code: int, reason: str, action: Rfc7606Action) -> None:
+    def __init__(
+        self,
+        type_code: int,
+        reason: str,
+        action: Rfc7606Action,
+        subcode: int = UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+        data: bytes = b"",
+    ) -> None:
         super().__init__(reason)
         self.type_code = type_code
         self.reason = reason
         self.action = action
+        # for a session reset: the UPDATE Message Error subcode and data to send (RFC 4271 §6.3)
+        self.subcode = subcode
+        self.data = data
 
 
 def _taw(type_code: int, reason: str) -> AttributeProblem:
@@ -321,15 +341,23 @@ def decode_path_attributes(
             expected = EXPECTED_FLAGS.get(code)
             if expected is None:
                 if not flags & _OPT:
-                    # RFC 4271 §6.3: unrecognized well-known attribute: session reset.
+                    # RFC 4271 §6.3: Unrecognized Well-known Attribute, data is the attribute: session reset.
                     raise AttributeProblem(
-                        code, f"unrecognized well-known attribute {code}", Rfc7606Action.SESSION_RESET
+                        code,
+                        f"unrecognized well-known attribute {code}",
+                        Rfc7606Action.SESSION_RESET,
+                        UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+                        encode_attribute(flags, code, bytes(value)),
                     )
                 if flags & _TRANS:
-                    unknown.append(UnknownAttribute(flags, code, bytes(value)))
+                    # The Extended Length bit only frames this copy (RFC 4271 §4.3); encode sets it again.
+                    unknown.append(
+                        UnknownAttribute(int(flags & ~AttrFlag.EXTENDED_LENGTH), code, bytes(value))
+                    )
                 continue
             if (flags & (_OPT | _TRANS)) != expected:
-                if code in (AttrType.ATOMIC_AGGREGATE, AttrType.AGGREGATOR, AttrType.AS4_AGGREGATOR):
+                # RFC 7606 §7.6-7.7 and RFC 6793 §6 mandate attribute discard for these, flags included
+                if code in _DISCARD_ON_BAD_FLAGS:
                     raise _discard(code, f"attribute {code} flags 0x{flags:02x} wrong")
                 raise _taw(code, f"attribute {AttrType(code).name} flags 0x{flags:02x} wrong (RFC 7606 §3.c)")
             _decode_known(code, value, kw, width, ebgp)

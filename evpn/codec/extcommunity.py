@@ -128,19 +128,41 @@ class DefaultGateway:
 
 @dataclass(frozen=True, slots=True)
 class NdExtCommunity:
-    """EVPN ARP/ND 0x06/0x08: router, override and immutable flags (RFC 9047 §2)."""
+    """EVPN ARP/ND 0x06/0x08 (RFC 9047 §2): flags octet ``|    |I|P|O|R|``.
+
+    R (Router, 0x01), O (Override, 0x02) and I (Immutable ARP/ND binding, bit 4 = 0x08) are RFC 9047's;
+    P (0x04, bit 5) is the Proxy flag of draft-rbickhart-evpn-ip-mac-proxy-adv that FRR sets and reads.
+    """
 
     router: bool = False
     override: bool = False
     immutable: bool = False
+    proxy: bool = False
 
     @property
     def packed(self) -> bytes:
-        flags = (1 if self.router else 0) | (2 if self.override else 0) | (4 if self.immutable else 0)
+        flags = (
+            (_ND_ROUTER if self.router else 0)
+            | (_ND_OVERRIDE if self.override else 0)
+            | (_ND_PROXY if self.proxy else 0)
+            | (_ND_IMMUTABLE if self.immutable else 0)
+        )
         return b"\x06\x08" + bytes((flags,)) + b"\x00" * 5
 
     def __str__(self) -> str:
-        return "ND:" + ("Router Flag" if self.router else "") + (" Override" if self.override else "")
+        names = (
+            ("Router Flag", self.router),
+            ("Override", self.override),
+            ("Proxy", self.proxy),
+            ("Immutable", self.immutable),
+        )
+        return "ND:" + " ".join(name for name, on in names if on)
+
+
+_ND_ROUTER = 0x01
+_ND_OVERRIDE = 0x02
+_ND_PROXY = 0x04
+_ND_IMMUTABLE = 0x08
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +207,13 @@ def decode_ext_community(raw: bytes) -> ExtCommunity:
         if sub == 0x03:
             return RouterMac(MacAddress(raw[2:8]))
         if sub == 0x08:
-            return NdExtCommunity(bool(raw[2] & 1), bool(raw[2] & 2), bool(raw[2] & 4))
+            flags = raw[2]
+            return NdExtCommunity(
+                bool(flags & _ND_ROUTER),
+                bool(flags & _ND_OVERRIDE),
+                bool(flags & _ND_IMMUTABLE),
+                bool(flags & _ND_PROXY),
+            )
     elif kind == 0x03:
         if sub == 0x0C and raw[2:6] == b"\x00\x00\x00\x00":
             return Encapsulation(int.from_bytes(raw[6:8], "big"))

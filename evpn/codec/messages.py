@@ -36,6 +36,7 @@ from evpn.errors import (
     NotificationCode,
     OpenSubcode,
     Rfc7606Action,
+    RouteRefreshSubcode,
     UpdateSubcode,
     session_reset,
     update_error,
@@ -283,6 +284,8 @@ class MessageDecoder:
 
     def decode(self, data: bytes) -> Message:
         """Decode one whole message (header included)."""
+        if type(data) is not bytes:  # bytearray/memoryview: values keep immutable bytes
+            data = bytes(data)
         if len(data) < HEADER_LEN:
             raise session_reset(
                 "message shorter than the header",
@@ -307,12 +310,16 @@ class MessageDecoder:
             )
         body = data[HEADER_LEN:]
         if kind == MessageType.UPDATE:
+            if len(body) < 4:  # RFC 4271 §6.1: below the minimum length of its type
+                raise _bad_length(length)
             return self.decode_update(body)
         if kind == MessageType.KEEPALIVE:
             if body:
                 raise _bad_length(length)
             return Keepalive()
         if kind == MessageType.OPEN:
+            if length > MAX_MESSAGE:  # RFC 8654 §4: extended messages never apply to OPEN
+                raise _bad_length(length)
             return decode_open(body, length)
         if kind == MessageType.NOTIFICATION:
             if len(body) < 2:
@@ -320,6 +327,14 @@ class MessageDecoder:
             return NotificationMessage(body[0], body[1], bytes(body[2:]))
         if kind == MessageType.ROUTE_REFRESH:
             if len(body) != 4:
+                if len(body) >= 3 and body[2] in (1, 2):
+                    # RFC 7313 §5: a BoRR/EoRR not 4 bytes long: ROUTE-REFRESH Message Error, whole message
+                    raise session_reset(
+                        f"enhanced route refresh subtype {body[2]} with length {length}",
+                        NotificationCode.ROUTE_REFRESH_MESSAGE_ERROR,
+                        RouteRefreshSubcode.INVALID_MESSAGE_LENGTH,
+                        bytes(data),
+                    )
                 raise _bad_length(length)
             return RouteRefreshMessage(int.from_bytes(body[:2], "big"), body[3], body[2])
         raise session_reset(
@@ -396,7 +411,11 @@ class MessageDecoder:
                     self._attr_cache.clear()
                 self._attr_cache[key] = cached
             attributes: PathAttributes | None = cached[0]
-            problems.extend(cached[1])
+            if nlri:
+                problems.extend(cached[1])
+            else:
+                # RFC 4760 §3: without body NLRI a NEXT_HOP attribute is ignored, a malformed one included
+                problems.extend(p for p in cached[1] if p.type_code != AttrType.NEXT_HOP)
         else:
             attributes = None
 
@@ -502,7 +521,7 @@ class MessageDecoder:
                 return list(self._evpn.decode_all(data))
             if safi == Safi.UNICAST and afi in (Afi.IPV4, Afi.IPV6):
                 return list(decode_prefixes(data, 4 if afi == Afi.IPV4 else 6))
-        except NlriError as exc:
+        except (NlriError, ValueError) as exc:  # ValueError: a field the NLRI decoder failed to check
             raise update_error(
                 f"AFI {afi}/SAFI {safi} NLRI: {exc}", UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR
             ) from exc
@@ -514,7 +533,7 @@ def _apply_problems(update: Update, problems: list[AttributeProblem]) -> Update:
     reason = "; ".join(p.reason for p in problems)
     for p in problems:
         if p.action is Rfc7606Action.SESSION_RESET:
-            raise update_error(p.reason, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST)
+            raise update_error(p.reason, UpdateSubcode(p.subcode), p.data)
     if any(p.action is Rfc7606Action.TREAT_AS_WITHDRAW for p in problems):
         gone = update.withdrawn_routes + update.announced_routes
         raise MessageError(reason, Rfc7606Action.TREAT_AS_WITHDRAW, withdrawn=gone, update=update)

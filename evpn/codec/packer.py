@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from evpn.codec.attributes import PathAttributes
 from evpn.codec.evpn_nlri import IPAddress
@@ -26,23 +26,30 @@ from evpn.codec.messages import (
 )
 from evpn.errors import InvalidValue
 
-_MP_ATTR_HEADER = 4  # flags, type, 2-byte extended length
+
+def _mp_header(value_len: int) -> int:
+    """Flags, type and a 1-byte length, or a 2-byte one past 255 bytes (RFC 4271 §4.3 Extended Length)."""
+    return 3 if value_len <= 255 else 4
 
 
-def _chunks(encoded: Iterable[bytes], room: int) -> Iterator[bytes]:
-    """Greedy fill: consecutive encoded NLRIs joined into runs of at most ``room`` bytes."""
+def _chunks(encoded: Iterable[bytes], fits: Callable[[int], bool]) -> Iterator[bytes]:
+    """Greedy fill: consecutive encoded NLRIs joined into the longest runs for which ``fits(run size)``."""
     run: list[bytes] = []
     size = 0
     for item in encoded:
-        if size + len(item) > room and run:
+        if run and not fits(size + len(item)):
             yield b"".join(run)
             run, size = [], 0
-        if len(item) > room:
+        if not fits(len(item)):
             raise InvalidValue("an NLRI does not fit in one UPDATE")
         run.append(item)
         size += len(item)
     if run:
         yield b"".join(run)
+
+
+def _at_most(room: int) -> Callable[[int], bool]:
+    return lambda n: n <= room
 
 
 def _group(routes: Iterable[Route]) -> dict[Family, list[Route]]:
@@ -70,15 +77,22 @@ class UpdatePacker:
                     raise InvalidValue("IPv4 unicast needs an IPv4 next hop")
                 attrs = dataclasses.replace(attributes, next_hop=next_hop).encode(self.four_octet_as)
                 head = b"\x00\x00" + len(attrs).to_bytes(2, "big") + attrs
-                room = self.max_size - HEADER_LEN - len(head)
                 out.extend(
-                    frame(MessageType.UPDATE, head + run) for run in _chunks(map(encode_route, members), room)
+                    frame(MessageType.UPDATE, head + run)
+                    for run in _chunks(
+                        map(encode_route, members), _at_most(self.max_size - HEADER_LEN - len(head))
+                    )
                 )
                 continue
             attrs = dataclasses.replace(attributes, next_hop=None).encode(self.four_octet_as)
             nh = next_hop.packed
-            overhead = HEADER_LEN + 4 + len(attrs) + _MP_ATTR_HEADER + 5 + len(nh)
-            for run in _chunks(map(encode_route, members), self.max_size - overhead):
+            fixed = 5 + len(nh)  # AFI, SAFI, next hop length, next hop, reserved (RFC 4760 §3)
+            room = self.max_size - HEADER_LEN - 4 - len(attrs)
+
+            def fits(n: int, fixed: int = fixed, room: int = room) -> bool:
+                return _mp_header(fixed + n) + fixed + n <= room
+
+            for run in _chunks(map(encode_route, members), fits):
                 block = encode_mp_reach(family, nh, run) + attrs
                 out.append(frame(MessageType.UPDATE, b"\x00\x00" + len(block).to_bytes(2, "big") + block))
         return out
@@ -88,12 +102,15 @@ class UpdatePacker:
         out: list[bytes] = []
         for family, members in _group(routes).items():
             if family is Family.IPV4_UNICAST:
-                room = self.max_size - HEADER_LEN - 4
-                for run in _chunks(map(encode_route, members), room):
+                for run in _chunks(map(encode_route, members), _at_most(self.max_size - HEADER_LEN - 4)):
                     out.append(frame(MessageType.UPDATE, len(run).to_bytes(2, "big") + run + b"\x00\x00"))
                 continue
-            room = self.max_size - HEADER_LEN - 4 - _MP_ATTR_HEADER - 3
-            for run in _chunks(map(encode_route, members), room):
+            room = self.max_size - HEADER_LEN - 4
+
+            def fits_unreach(n: int, room: int = room) -> bool:
+                return _mp_header(3 + n) + 3 + n <= room  # AFI, SAFI, NLRI (RFC 4760 §4)
+
+            for run in _chunks(map(encode_route, members), fits_unreach):
                 block = encode_mp_unreach(family, run)
                 out.append(frame(MessageType.UPDATE, b"\x00\x00" + len(block).to_bytes(2, "big") + block))
         return out

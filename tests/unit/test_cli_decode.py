@@ -386,7 +386,7 @@ def test_nlri_error_is_a_session_reset(capsys: pytest.CaptureFixture[str]) -> No
     message = frame(2, b"\x00\x00" + len(attrs).to_bytes(2, "big") + attrs)
     rc, out, err = run_cli(capsys, message.hex())
     assert (rc, out) == (1, "")
-    assert "RFC 7606 session-reset (NOTIFICATION 3/9 Update Message Error / Optional Attribute Error)" in err
+    assert "RFC 7606 session-reset (NOTIFICATION 3/9 UPDATE Message Error / Optional Attribute Error)" in err
     assert "type-2 route: bad length 5" in err
 
 
