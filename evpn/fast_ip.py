@@ -1,0 +1,55 @@
+"""Host prefixes (/32, /128) built without the 3-8 µs parse of ``ipaddress.IPv4Network((ip, 32))``.
+
+The IP-VRF builds one per remote host route on the hot path. The fast form fills the attributes the stdlib
+constructor sets (network address, netmask, prefix length) and is checked once at import against the stdlib
+constructor (equality, hash, text, broadcast); if this Python's ``ipaddress`` differs, the stdlib path is
+used. One difference is kept on purpose: the stdlib gives each /32 its own ``hosts`` closure (about 200
+bytes per route); here ``hosts()`` is the class method.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+from evpn.codec.evpn_nlri import IPAddress, IPNetwork
+from evpn.dataplane_state import host_route
+
+_V4_MASK = ipaddress.IPv4Network._make_netmask(32)  # type: ignore[attr-defined]
+_V6_MASK = ipaddress.IPv6Network._make_netmask(128)  # type: ignore[attr-defined]
+
+
+def _fast_host_route(ip: IPAddress) -> IPNetwork:
+    net: Any
+    if ip.version == 4:
+        net = ipaddress.IPv4Network.__new__(ipaddress.IPv4Network)
+        net.netmask, net._prefixlen = _V4_MASK
+    else:
+        net = ipaddress.IPv6Network.__new__(ipaddress.IPv6Network)
+        net.netmask, net._prefixlen = _V6_MASK
+    net.network_address = ip
+    result: IPNetwork = net
+    return result
+
+
+def _self_check() -> Callable[[IPAddress], IPNetwork]:
+    try:
+        for text in ("192.0.2.7", "2001:db8::7"):
+            ip = ipaddress.ip_address(text)
+            fast, slow = _fast_host_route(ip), host_route(ip)
+            if not (
+                fast == slow
+                and hash(fast) == hash(slow)
+                and str(fast) == str(slow)
+                and fast.prefixlen == slow.prefixlen
+                and fast.broadcast_address == slow.broadcast_address
+            ):
+                return host_route
+    except Exception:
+        return host_route
+    return _fast_host_route
+
+
+host_prefix: Callable[[IPAddress], IPNetwork] = _self_check()
+"""The /32 or /128 of ``ip``, equal to ``evpn.dataplane_state.host_route(ip)``."""
