@@ -156,6 +156,8 @@ class SpeakerConfig:
     graceful_restart: GracefulRestartConfig = field(default_factory=GracefulRestartConfig)
     vrf_backend: VrfBackend = VrfBackend.DEVICE
     engine: str = "native"
+    host_netns: str | None = None
+    """Network namespace of the host side (``br-hs-<vni>``, ``host-e-<vni>``); None: the speaker's own."""
 
     def l3vni_for_vrf(self, vrf: str) -> L3Vni | None:
         for l3 in self.l3vnis:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import sys
 import textwrap
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from speaker.config_file import (
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "configs"
-HAS_HOST_NETNS = "host_netns" in {f.name for f in dataclasses.fields(SpeakerConfig)}
 
 
 def _y(text: str) -> str:
@@ -572,20 +570,10 @@ def test_native_base60_looking_route_targets_stay_text() -> None:
     assert l3.rd == RouteDistinguisher.from_text("65000:10")
 
 
-@pytest.mark.skipif(not HAS_HOST_NETNS, reason="evpn.config.SpeakerConfig has no host_netns yet")
 def test_host_netns_from_file_and_override() -> None:
     text = "underlay: {asn: 1, router_id: 10.0.0.1, vtep: {ipv4: 100.65.0.1}}\nhost_netns: hostA\n"
     assert dataclasses.asdict(parse_config(text, "h.yaml"))["host_netns"] == "hostA"
     assert dataclasses.asdict(parse_config(text, "h.yaml", host_netns="hostB"))["host_netns"] == "hostB"
-
-
-@pytest.mark.skipif(HAS_HOST_NETNS, reason="SpeakerConfig has host_netns")
-def test_host_netns_rejected_while_the_model_lacks_it() -> None:
-    text = "underlay: {asn: 1, router_id: 10.0.0.1, vtep: {ipv4: 100.65.0.1}}\nhost_netns: hostA\n"
-    with pytest.raises(ConfigFileError, match=r"h\.yaml:2: host_netns: not supported"):
-        parse_config(text, "h.yaml")
-    with pytest.raises(ConfigFileError, match="host_netns is not supported"):
-        parse_config(text.splitlines()[0], "h.yaml", host_netns="x")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1119,12 +1107,6 @@ def test_openperouter_file_needs_the_node_index() -> None:
         'openperouter-seed.yaml:12: Underlay "underlay": spec.evpn.vtepcidr: the VTEP is host N of '
         "100.65.0.0/24: pass the node index (--node-index N)"
     )
-
-
-def test_validation_is_skipped_while_its_module_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = NATIVE_BASE + "l3vnis: [{name: red, vni: 100}]\nl2vnis: [{name: l2, vni: 100}]\n"
-    monkeypatch.setitem(sys.modules, "evpn.config_validation", None)
-    assert parse_config(text, "leaf.yaml").l2vnis[0].vni == 100  # the duplicate VNI is validate()'s to find
 
 
 def test_negative_node_index() -> None:
