@@ -5,7 +5,7 @@ Run (root): ``.venv/bin/python -m benchmarks.bench_speaker [--sizes 10000 50000]
 Per size and repeat, two fresh labs in turn, each a namespace pair joined by a veth:
 
 - ``speaker``: ``speaker.tools.speaker_runner`` (the whole ``Speaker``: native engine, core, in-memory
-  dataplane; ``--dataplane indexed`` by default, see ``--stock-memory``) with L2VNI 110, in its namespace;
+  dataplane) with L2VNI 110, in its namespace;
 - ``bgpd``: FRR 8.4 zebra + bgpd with ``advertise-all-vni`` and the kernel devices of L2VNI 110 (DESIGN §6,
   §8), next hops resolvable.
 
@@ -156,7 +156,7 @@ def _pair(lab: Lab) -> tuple[Namespace, Namespace]:
     return target, inj
 
 
-def run_speaker(n: int, data: bytes, dataplane: str) -> dict[str, Any]:
+def run_speaker(n: int, data: bytes) -> dict[str, Any]:
     with Lab("bench-speaker") as lab:
         target, inj = _pair(lab)
         stderr = open(lab.workdir / "speaker.stderr", "wb")  # noqa: SIM115 - closed below
@@ -164,7 +164,7 @@ def run_speaker(n: int, data: bytes, dataplane: str) -> dict[str, Any]:
         proc = lab.popen(
             target,
             [
-                sys.executable, "-m", "speaker.tools.speaker_runner", "--quiet", "--dataplane", dataplane,
+                sys.executable, "-m", "speaker.tools.speaker_runner", "--quiet",
                 "--asn", str(ASN), "--router-id", TARGET_VTEP, "--listen", TARGET_IP,
                 "--neighbor", f"{INJ_IP},asn={ASN},passive", "--hold", "90", "--keepalive", "30",
                 "--l2vni", str(VNI),
@@ -204,7 +204,7 @@ def run_speaker(n: int, data: bytes, dataplane: str) -> dict[str, Any]:
         finally:
             injector.close()
         return {
-            "target": f"speaker ({dataplane} dataplane)",
+            "target": "speaker (in-memory dataplane)",
             "routes": n,
             "seconds": elapsed,
             "dataplane_seconds": in_dataplane,
@@ -272,14 +272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dataplane", choices=["indexed", "memory"], default="indexed")
-    parser.add_argument(
-        "--stock-memory",
-        type=int,
-        nargs="*",
-        default=[],
-        help="also run the speaker with the stock MemoryDataplane at these sizes (O(N^2) on remote MACs)",
-    )
     parser.add_argument("--no-frr", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -291,11 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in args.sizes:
         data = updates(n)
         for rep in range(args.repeats):
-            todo: list[Callable[[], dict[str, Any]]] = [partial(run_speaker, n, data, args.dataplane)]
+            todo: list[Callable[[], dict[str, Any]]] = [partial(run_speaker, n, data)]
             if with_frr:
                 todo.append(partial(run_bgpd, n, data))
-            if n in args.stock_memory and rep == 0:
-                todo.append(partial(run_speaker, n, data, "memory"))
             for run in todo:
                 result = run()
                 result["repeat"] = rep

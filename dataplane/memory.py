@@ -15,14 +15,32 @@ def entry_vni(entry: DataplaneEntry) -> int:
 
 
 class MemoryDataplane:
-    """Holds entries in a set. ``vnis`` (when given) are the VNIs with devices: others fail with ENODEV,
-    as in the kernel. ``inject`` feeds the event stream."""
+    """Holds entries as the kernel would: one remote VTEP per (vni, mac), one MAC per (vni, ip) and one route
+    per (vrf, prefix), so an add replaces the entry in its slot; O(1) per entry. ``vnis`` (when given) are
+    the VNIs with devices: others fail with ENODEV, as in the kernel. ``inject`` feeds the event stream."""
 
     def __init__(self, vnis: Iterable[int] | None = None) -> None:
         self._vnis = frozenset(vnis) if vnis is not None else None
-        self._entries: set[DataplaneEntry] = set()
+        self._slots: dict[object, DataplaneEntry] = {}
         self._events: asyncio.Queue[LocalEvent] = asyncio.Queue()
-        self.applied: list[DataplaneDelta] = []
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def entries(self) -> frozenset[DataplaneEntry]:
+        """What is installed, read synchronously (``installed`` is the interface's async form)."""
+        return frozenset(self._slots.values())
+
+    @staticmethod
+    def _slot(entry: DataplaneEntry) -> object:
+        """The kernel object an entry occupies (an add to an occupied slot is a replace)."""
+        if isinstance(entry, FdbEntry):
+            return (1, entry.vni, entry.mac.packed)
+        if isinstance(entry, NeighEntry):
+            return (2, entry.vni, entry.ip)
+        if isinstance(entry, RouteEntry):
+            return (3, entry.vrf, entry.prefix)
+        return entry
 
     def _check(self, entry: DataplaneEntry, operation: Operation) -> EntryFailure | None:
         if self._vnis is not None and entry_vni(entry) not in self._vnis:
@@ -30,52 +48,32 @@ class MemoryDataplane:
         return None
 
     async def apply(self, delta: DataplaneDelta) -> ApplyResult:
-        self.applied.append(delta)
         failures: list[EntryFailure] = []
         added = removed = 0
+        slots, slot_of = self._slots, self._slot
         for entry in delta.remove:
             if (failure := self._check(entry, Operation.REMOVE)) is not None:
                 failures.append(failure)
                 continue
-            self._entries.discard(entry)
+            slot = slot_of(entry)
+            if slots.get(slot) == entry:
+                del slots[slot]
             removed += 1
         for entry in delta.add:
             if (failure := self._check(entry, Operation.ADD)) is not None:
                 failures.append(failure)
                 continue
-            if isinstance(entry, FdbEntry):  # one remote VTEP per (vni, mac): an add replaces
-                self._entries -= {
-                    e
-                    for e in self._entries
-                    if isinstance(e, FdbEntry) and (e.vni, e.mac) == (entry.vni, entry.mac)
-                }
-            elif isinstance(entry, NeighEntry):
-                self._entries -= {
-                    e
-                    for e in self._entries
-                    if isinstance(e, NeighEntry) and (e.vni, e.ip) == (entry.vni, entry.ip)
-                }
-            elif isinstance(entry, RouteEntry):
-                self._entries -= {
-                    e
-                    for e in self._entries
-                    if isinstance(e, RouteEntry) and (e.vrf, e.prefix) == (entry.vrf, entry.prefix)
-                }
-            self._entries.add(entry)
+            slots[slot_of(entry)] = entry
             added += 1
         return ApplyResult(added, removed, tuple(failures))
 
     async def reconcile(self, desired: Iterable[DataplaneEntry]) -> ApplyResult:
         wanted = set(desired)
-        return await self.apply(
-            DataplaneDelta(
-                add=tuple(sorted(wanted - self._entries, key=repr)),
-                remove=tuple(sorted(self._entries - wanted, key=repr)),
-            )
-        )
+        held = set(self._slots.values())
+        return await self.apply(DataplaneDelta(add=tuple(wanted - held), remove=tuple(held - wanted)))
 
     async def installed(self) -> frozenset[DataplaneEntry]:
-        return frozenset(self._entries)
+        return self.entries()
 
     async def close(self) -> None:
         return None

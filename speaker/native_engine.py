@@ -12,9 +12,9 @@ connecting socket when the neighbor has a password; the connecting socket is bou
 
 Routes: ``advertise``/``withdraw`` update a per-peer Adj-RIB-Out and, when the session is Established, go
 out at once as UPDATEs packed by ``UpdatePacker`` (many NLRIs per UPDATE), written with backpressure
-(``await writer.drain()``). When a session comes up the Adj-RIB-Out is replayed, then End-of-RIB follows
-according to ``EndOfRibMode`` (RFC 4724 §2). The per-session attribute rules of RFC 4271 §5.1 (eBGP AS_PATH
-prepend, LOCAL_PREF) are applied by the state machine; reflection decisions belong to the core.
+(``await writer.drain()``). When a session comes up, ``EndOfRibMode`` decides (RFC 4724 §2): ``AUTO``
+replays the Adj-RIB-Out then sends End-of-RIB; ``MANUAL`` leaves both to the owner. Attributes go out as
+given: eBGP AS_PATH prepend, LOCAL_PREF and reflection are the core's (``evpn.export``).
 
 No global state: every engine owns its sockets, tasks and timers, so several run in one process.
 """
@@ -37,7 +37,7 @@ from evpn.codec.evpn_nlri import IPAddress
 from evpn.codec.families import Family
 from evpn.codec.messages import Route, family_of
 from evpn.config import GracefulRestartConfig, Neighbor, Underlay
-from evpn.events import PeerUp
+from evpn.events import PeerDown, PeerUp
 from evpn.session_fsm import (
     BytesReceived,
     CloseConnection,
@@ -362,7 +362,7 @@ class NativeEngine:
                         await self._send(p, fsm, fsm.withdraw(routes[i : i + _BATCH]))
 
     async def end_of_rib(self, peer: IPAddress | None = None) -> None:
-        """In ``EndOfRibMode.MANUAL`` send End-of-RIB for every negotiated family once per session."""
+        """In ``EndOfRibMode.MANUAL`` send End-of-RIB for every negotiated family, once per session."""
         if self.end_of_rib_mode is not EndOfRibMode.MANUAL:
             return
         for p in self._select(peer):
@@ -410,11 +410,17 @@ class NativeEngine:
                 await self._send(peer, fsm, fsm.announce(attributes, next_hop, routes[i : i + _BATCH]))
 
     async def _on_established(self, peer: _Peer, fsm: SessionFsm) -> None:
+        """A new session: End-of-RIB is owed again (RFC 4724 §4), whatever state machine carries it.
+
+        In ``AUTO`` mode the engine replays its Adj-RIB-Out then sends End-of-RIB; in ``MANUAL`` mode the
+        owner sends the whole table on PeerUp, so a replay here would send everything twice.
+        """
         async with peer.send_lock:
             if peer.fsm is not fsm or not fsm.established:
                 return
-            await self._replay(peer, fsm)
+            peer.eor_sent = None
             if self.end_of_rib_mode is EndOfRibMode.AUTO:
+                await self._replay(peer, fsm)
                 await self._send_eor(peer, fsm)
 
     async def _on_refresh(self, peer: _Peer, fsm: SessionFsm, family: Family) -> None:
@@ -473,6 +479,10 @@ class NativeEngine:
             elif isinstance(action, Emit):
                 if isinstance(action.event, PeerUp):
                     self._spawn(self._on_established(peer, fsm), f"bgp-initial-{peer.config.peer_address}")
+                elif isinstance(action.event, PeerDown) and self.end_of_rib_mode is EndOfRibMode.MANUAL:
+                    # The owner sends the whole table on the next PeerUp: what it withdraws meanwhile must
+                    # not linger here to be replayed by a route refresh.
+                    peer.adj_out.clear()
                 self._queue.put_nowait(action.event)
                 if self._queue.qsize() >= self._max_queued:
                     self._room.clear()

@@ -62,10 +62,8 @@ Graceful restart (RFC 4724):
   nobody re-advertised) waits for End-of-RIB from every configured neighbor or ``select_defer_time``
   (default: ``stalepath_time``).
 
-Engine quirks handled here (see the comments): when a session goes down, the engine's own Adj-RIB-Out of
-that peer is cleared (the core sends the whole table again at the next ``PeerUp``, and a route withdrawn
-while the peer was down must not be replayed); with ``NativeEngine``, End-of-RIB is written as a raw marker
-because its ``end_of_rib`` sends once per state machine, not once per session.
+Engines run in ``EndOfRibMode.MANUAL``: on ``PeerUp`` the speaker sends the core's whole Adj-RIB-Out for
+that peer, then End-of-RIB (RFC 4724 §2); the engine itself replays nothing.
 """
 
 from __future__ import annotations
@@ -84,7 +82,6 @@ from dataplane.interface import ApplyResult, Dataplane, EventSource, LinkChanged
 from dataplane.memory import MemoryDataplane
 from evpn.codec.evpn_nlri import IPAddress
 from evpn.codec.families import Family
-from evpn.codec.messages import Route, end_of_rib
 from evpn.config import SpeakerConfig
 from evpn.core import EvpnCore
 from evpn.dataplane_state import DataplaneDelta, DataplaneEntry
@@ -238,16 +235,7 @@ class _EndOfRib:
     families: frozenset[Family]
 
 
-@dataclass(slots=True)
-class _Forget:
-    """Clear the engine's Adj-RIB-Out of a peer whose session went down (the core re-sends everything on
-    the next PeerUp; routes withdrawn meanwhile must not be replayed)."""
-
-    peer: IPAddress
-    routes: tuple[Route, ...]
-
-
-_RouteOp = RoutesToAdvertise | RoutesToWithdraw | _EndOfRib | _Forget | _Barrier
+_RouteOp = RoutesToAdvertise | RoutesToWithdraw | _EndOfRib | _Barrier
 _DataplaneOp = DataplaneDelta | _Reconcile | _Barrier
 
 
@@ -485,8 +473,6 @@ class Speaker:
         self._tasks.append(task)
 
     def _handle(self, event: CoreEvent) -> None:
-        if isinstance(event, PeerDown) and not self._stopped:  # a stopping engine's Adj-RIB-Out is moot
-            self._forget(event.peer)
         try:
             out = self._core.handle(event, self._clock())
         except Exception as exc:  # a bug in the core must not take every session down with it
@@ -503,14 +489,6 @@ class Speaker:
             self._awaiting_eor.discard(event.peer)
             if not self._awaiting_eor:
                 self._end_deferral("End-of-RIB from every neighbor")
-
-    def _forget(self, peer: IPAddress) -> None:
-        routes: list[Route] = []
-        for group in self._core.rib_by_rd():
-            routes.extend(p.route for p in group.paths)
-        if routes:
-            self._route_ops.append(_Forget(peer, tuple(routes)))
-            self._route_wake.set()
 
     def _end_deferral(self, why: str) -> None:
         log.info("%s: graceful restart complete (%s): reconciling the dataplane", self.name, why)
@@ -598,8 +576,6 @@ class Speaker:
                     self._publish(op)
                 elif isinstance(op, _EndOfRib):
                     await self._end_of_rib(op)
-                elif isinstance(op, _Forget):
-                    await engine.withdraw(op.peer, op.routes)
                 elif not op.future.done():
                     op.future.set_result(None)
             except Exception as exc:
@@ -607,15 +583,7 @@ class Speaker:
                 self.errors.append(exc)
 
     async def _end_of_rib(self, op: _EndOfRib) -> None:
-        engine = self.engine
-        if isinstance(engine, NativeEngine):
-            # NativeEngine.end_of_rib sends once per state machine, not once per session (its ``eor_sent``
-            # is never reset), so a peer that reconnects would never get our End-of-RIB: send the marker
-            # ourselves on the Established session (a no-op when it is not).
-            for family in sorted(op.families, key=lambda f: f.value):
-                await engine.send_raw(op.peer, end_of_rib(family))
-        else:
-            await engine.end_of_rib(op.peer)
+        await self.engine.end_of_rib(op.peer)
 
     async def _dataplane_worker(self) -> None:
         ops = self._dp_ops

@@ -37,10 +37,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from dataplane.interface import ApplyResult, EntryFailure, Operation
 from dataplane.memory import MemoryDataplane
 from evpn.config import (
     GracefulRestartConfig,
@@ -51,7 +50,6 @@ from evpn.config import (
     Timers,
     Underlay,
 )
-from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, FdbEntry, NeighEntry, RouteEntry
 from evpn.events import LocalMacAged, LocalMacLearned, LocalNeighLearned, LocalNeighRemoved, PeerDown, PeerUp
 from evpn.mac import MacAddress
 from evpn.outputs import RoutesToAdvertise, RoutesToWithdraw
@@ -150,68 +148,11 @@ def rss_kb() -> dict[str, int]:
     return out
 
 
-class IndexedMemoryDataplane(MemoryDataplane):
-    """``MemoryDataplane``'s behaviour with its replace rule (one VTEP per (vni, mac), one MAC per (vni, ip),
-    one route per (vrf, prefix)) kept in one dict instead of a scan of every entry per added entry (O(1)
-    instead of O(installed)), and without the ``applied`` history: for bulk runs (benchmarks)."""
-
-    def __init__(self, vnis: Iterable[int] | None = None) -> None:
-        super().__init__(vnis)
-        self._slots: dict[object, DataplaneEntry] = {}
-
-    @staticmethod
-    def _slot(entry: DataplaneEntry) -> object:
-        cls = type(entry)
-        if cls is FdbEntry:
-            assert isinstance(entry, FdbEntry)
-            return (entry.vni, entry.mac.packed)  # bytes: hashed once, no dataclass __hash__ per lookup
-        if cls is NeighEntry:
-            assert isinstance(entry, NeighEntry)
-            return (2, entry.vni, entry.ip)
-        if cls is RouteEntry:
-            assert isinstance(entry, RouteEntry)
-            return (3, entry.vrf, entry.prefix)
-        return entry
-
-    def __len__(self) -> int:
-        return len(self._slots)
-
-    async def apply(self, delta: DataplaneDelta) -> ApplyResult:
-        failures: list[EntryFailure] = []
-        added = removed = 0
-        slots, slot_of, check = self._slots, self._slot, self._vnis is not None
-        for entry in delta.remove:
-            if check and (failure := self._check(entry, Operation.REMOVE)) is not None:
-                failures.append(failure)
-                continue
-            slot = slot_of(entry)
-            held = slots.get(slot)
-            if held is not None and (held is entry or held == entry):
-                del slots[slot]
-            removed += 1
-        for entry in delta.add:
-            if check and (failure := self._check(entry, Operation.ADD)) is not None:
-                failures.append(failure)
-                continue
-            slots[slot_of(entry)] = entry
-            added += 1
-        return ApplyResult(added, removed, tuple(failures))
-
-    async def reconcile(self, desired: Iterable[DataplaneEntry]) -> ApplyResult:
-        wanted = set(desired)
-        held = set(self._slots.values())
-        return await self.apply(DataplaneDelta(add=tuple(wanted - held), remove=tuple(held - wanted)))
-
-    async def installed(self) -> frozenset[DataplaneEntry]:
-        return frozenset(self._slots.values())
-
-
 class Runner:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.speaker = Speaker(
             build_config(args),
-            dataplane=IndexedMemoryDataplane() if args.dataplane == "indexed" else None,
             listen_address=args.listen,
             listen_port=args.port,
             restarting=args.restarting,
@@ -267,9 +208,7 @@ class Runner:
         if op == "wait_installed":  # in-memory dataplanes only: their entry count
             dp = spk.dataplane
             assert isinstance(dp, MemoryDataplane)
-            size: Callable[[], int] = (
-                dp.__len__ if isinstance(dp, IndexedMemoryDataplane) else dp._entries.__len__
-            )
+            size: Callable[[], int] = dp.__len__
             want = int(cmd["count"])
             deadline = time.monotonic() + float(cmd.get("timeout", 60))
             while size() < want:
@@ -434,9 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-time", type=int, default=120)
     parser.add_argument("--stalepath-time", type=int, default=360)
     parser.add_argument("--restarting", action="store_true", help="start as a graceful restart")
-    parser.add_argument(
-        "--dataplane", choices=["memory", "indexed"], default="memory", help="in-memory dataplane flavour"
-    )
     parser.add_argument("--quiet", action="store_true", help="no change events on stdout")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)

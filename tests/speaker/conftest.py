@@ -101,7 +101,7 @@ async def eventually(
 def entries(speaker: Speaker) -> frozenset[DataplaneEntry]:
     """The MemoryDataplane's entries (read synchronously for polling)."""
     assert isinstance(speaker.dataplane, MemoryDataplane)
-    return frozenset(speaker.dataplane._entries)
+    return speaker.dataplane.entries()
 
 
 def fdb_vtep(speaker: Speaker, m: MacAddress) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
