@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from speaker import cli_decode
+from speaker import cli_decode, cli_show
 
 USAGE_ERROR = 2
 
@@ -22,7 +22,12 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]
 
 
-SUBCOMMANDS: tuple[Subcommand, ...] = (Subcommand("decode", cli_decode.add_parser, cli_decode.run),)
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("decode", cli_decode.add_parser, cli_decode.run),
+    Subcommand("show", cli_show.add_show_parser, cli_show.run_show),
+    Subcommand("clear", cli_show.add_clear_parser, cli_show.run_clear),
+    Subcommand("reload", cli_show.add_reload_parser, cli_show.run_reload),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ import pytest
 
 from evpn.config import GracefulRestartConfig, Underlay
 from speaker.engine import SessionEngine
+from speaker.exabgp_engine import ExaBgpEngine
 from speaker.native_engine import NativeEngine
 
 
@@ -23,7 +24,13 @@ def _native(underlay: Underlay, address: str, port: int, **options: Any) -> Sess
     return NativeEngine(underlay, listen_address=ipaddress.ip_address(address), listen_port=port, **options)
 
 
-ENGINES: dict[str, Callable[..., SessionEngine]] = {"native": _native}
+def _exabgp(underlay: Underlay, address: str, port: int, **options: Any) -> SessionEngine:
+    options.setdefault("initial_backoff", 0.2)
+    options.setdefault("graceful_restart", GracefulRestartConfig(restart_time=120))
+    return ExaBgpEngine(underlay, listen_address=ipaddress.ip_address(address), listen_port=port, **options)
+
+
+ENGINES: dict[str, Callable[..., SessionEngine]] = {"native": _native, "exabgp": _exabgp}
 
 
 @pytest.fixture(params=sorted(ENGINES))
