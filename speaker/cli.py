@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from speaker import cli_decode, cli_show
+from speaker import cli_decode, cli_run, cli_show
 
 USAGE_ERROR = 2
 
@@ -24,6 +24,7 @@ class Subcommand:
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("decode", cli_decode.add_parser, cli_decode.run),
+    Subcommand("run", cli_run.add_parser, cli_run.run),
     Subcommand("show", cli_show.add_show_parser, cli_show.run_show),
     Subcommand("clear", cli_show.add_clear_parser, cli_show.run_clear),
     Subcommand("reload", cli_show.add_reload_parser, cli_show.run_reload),
