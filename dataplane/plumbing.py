@@ -159,8 +159,12 @@ class _Ns:
 class Plumbing:
     """Converges the devices of ``layout`` (call :meth:`apply` again after a configuration change)."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, previous: Layout | None = None) -> None:
+        """``previous`` is the layout applied before (a reload): the VRF namespaces it used are swept of our
+        devices too, so an L3VNI removed from the configuration leaves nothing of ours behind. The namespaces
+        themselves stay: they may be the operator's."""
         self._layout = layout
+        self._previous = previous
 
     async def apply_async(self) -> PlumbingReport:
         """:meth:`apply` in a worker thread: pyroute2's synchronous ``IPRoute`` runs its own event loop and
@@ -196,12 +200,24 @@ class Plumbing:
                 self._l3vni(router, ns(layout.vrf_netns(l3)), l3, wanted)
             for l2 in config.l2vnis:
                 self._l2vni(router, ns(layout.l2_netns(l2)), ns(layout.host_netns()), l2, wanted)
-            for name in {layout.namespaces.router, layout.host_netns(), *wanted}:
+            for name in {
+                layout.namespaces.router,
+                layout.host_netns(),
+                *wanted,
+                *self._previous_vrf_namespaces(),
+            }:
                 self._remove_stale(ns(name), wanted.get(name, set()))
         finally:
             for handle in handles.values():
                 handle.close()
         return PlumbingReport(tuple(log))
+
+    def _previous_vrf_namespaces(self) -> set[str]:
+        previous = self._previous
+        if previous is None or previous.config.vrf_backend is not VrfBackend.NETNS:
+            return set()
+        names = {previous.vrf_netns(l3) for l3 in previous.config.l3vnis}
+        return {name for name in names if name is not None and netns.exists(name)}
 
     # -- steps ------------------------------------------------------------------------------------------
 

@@ -515,10 +515,10 @@ class Daemon:
         layout = self._layout(new)
         try:
             check_namespaces(layout)
-            report = await Plumbing(layout).apply_async()
+            report = await Plumbing(layout, previous=self.layout).apply_async()
         except Exception as exc:  # a foreign device in the way, a missing external bridge, netlink errors
-            with contextlib.suppress(Exception):
-                await Plumbing(self.layout).apply_async()  # back to the running configuration's devices
+            with contextlib.suppress(Exception):  # back to the running configuration's devices
+                await Plumbing(self.layout, previous=layout).apply_async()
             return ReloadResult(False, f"plumbing failed: {exc}")
         for change in report.changes:
             log.info("plumbing: %s", change)
@@ -529,7 +529,7 @@ class Daemon:
             log.exception("reload: the core rejected the configuration")
             await dataplane.switch(self.layout)
             with contextlib.suppress(Exception):
-                await Plumbing(self.layout).apply_async()
+                await Plumbing(self.layout, previous=layout).apply_async()
             return ReloadResult(False, f"the core rejected the configuration: {exc}")
         self.config, self.layout = new, layout
         await speaker.flush()

@@ -108,6 +108,18 @@ def test_netns_backend_l3vni(make_leaf: LeafFactory) -> None:
     assert "vni100" not in links(leaf.router)
 
 
+def test_removed_l3vni_leaves_none_of_our_devices_in_its_vrf_namespace(make_leaf: LeafFactory) -> None:
+    leaf = make_leaf("l3rm", leaf_config(1, l3=(red(1),)))
+    Plumbing(leaf.layout).apply()
+    vrf_ns = leaf.layout.namespaces.vrf("red")
+    assert {"br-pe-100", "vni100"} <= set(links(vrf_ns))
+    without = leaf.with_config(leaf_config(1, l2=()))
+    report = Plumbing(without.layout, previous=leaf.layout).apply()
+    assert "removed vni100" in " ".join(report.changes)
+    assert set(links(vrf_ns)) == {"lo"}  # the namespace stays (it may be the operator's), empty of ours
+    assert Plumbing(without.layout, previous=leaf.layout).apply().changes == ()
+
+
 def test_second_run_sends_no_change_to_the_kernel(make_leaf: LeafFactory) -> None:
     """Link/address notifications during the second run would mean a request that changed something."""
     leaf = make_leaf("id", leaf_config(1))
