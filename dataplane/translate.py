@@ -130,7 +130,13 @@ class EventTranslator:
             out.append(LocalMacAged(vni, MacAddress(msg.lladdr)))
 
     def _neigh(self, msg: rtnl.Neigh, out: list[LocalEvent]) -> None:
-        if msg.dst is None or (isinstance(msg.dst, ipaddress.IPv6Address) and msg.dst.is_link_local):
+        """A host's IP-to-MAC binding on an SVI. Link-local and multicast groups (``224.0.0.22`` ->
+        ``01:00:5e:00:00:16``, NOARP entries the kernel makes itself) are no hosts: not advertised."""
+        if msg.dst is None or msg.dst.is_multicast:
+            return
+        if isinstance(msg.dst, ipaddress.IPv6Address) and msg.dst.is_link_local:
+            return
+        if msg.lladdr is not None and msg.lladdr[:1] and msg.lladdr[0] & 1:
             return
         vni = self._bridge_vni(msg.ifindex)
         if vni is None:

@@ -88,6 +88,17 @@ def test_neighbours_learned_on_change_removed_when_failed_or_deleted() -> None:
     assert t.feed(neigh(IP, rtnl.NUD_REACHABLE, dev=OTHER)) == []
 
 
+def test_multicast_groups_on_the_svi_are_not_hosts() -> None:
+    """The kernel's NOARP entries for multicast groups (IGMP 224.0.0.22, MLD ff02::16) are never advertised."""
+    t = translator()
+    for group, group_mac in (("224.0.0.22", "01:00:5e:00:00:16"), ("ff02::16", "33:33:00:00:00:16")):
+        dst = ipaddress.ip_address(group)
+        message = rtnl.Neigh(False, 2 if dst.version == 4 else 10, BR, rtnl.NUD_NOARP, 0,
+                             MacAddress.from_text(group_mac).packed, dst, None)  # fmt: skip
+        assert t.feed(message) == []
+    assert t.feed(neigh(IP, rtnl.NUD_REACHABLE)) == [LocalNeighLearned(110, IP, MAC)]
+
+
 def test_remote_mac_becoming_local_brings_its_ips() -> None:
     t = translator()
     assert t.feed(neigh(IP, rtnl.NUD_NOARP, flags=rtnl.NTF_EXT_LEARNED)) == []  # ours, remote
