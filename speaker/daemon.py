@@ -17,9 +17,10 @@ peer re-advertised) runs after End-of-RIB from every neighbor. Otherwise the ker
 The control socket (``speaker.control.ControlServer``: ``evpn-speaker show ...``, ``reload``) serves this
 object; ``--metrics-address`` starts a ``speaker.metrics.MetricsServer`` (Prometheus ``GET /metrics``).
 
-Stop (SIGTERM/SIGINT): the sessions are closed without NOTIFICATION and the kernel entries stay, so a
-restarted daemon (and graceful-restart helpers) keep forwarding; with ``flush_on_exit`` the sessions end
-with a Cease NOTIFICATION and every kernel entry the speaker installed is removed.
+Stop (SIGTERM/SIGINT): the sessions end with a Cease NOTIFICATION (Administrative Shutdown) and the kernel
+entries stay, so this node keeps forwarding while a restarted daemon comes back (it then starts as a
+graceful restart and reconciles after End-of-RIB); with ``flush_on_exit`` every kernel entry the speaker
+installed is removed too.
 
 Reload (SIGHUP, or ``reload()`` from the control socket): the file is read again; a file that fails
 validation, or that changes what only a restart can change (the underlay, the engine, the VRF backend,
@@ -34,12 +35,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,7 @@ from evpn.mac import MacAddress
 from evpn.show import MacTable, NextHopRow, RibByRd, VniRow
 from speaker.config_file import ConfigFileError, load_config
 from speaker.control import ControlServer
-from speaker.engine import EndOfRibMode, PeerState, SessionEngine
+from speaker.engine import PeerState
 from speaker.metrics import MetricsServer
 from speaker.speaker import Speaker, Subscription
 
@@ -304,11 +303,11 @@ class Daemon:
 
     def __init__(self, options: DaemonOptions, config: SpeakerConfig) -> None:
         self.options = options
-        self.config = config
-        self.layout = self._layout(config)
         self.engine_name = options.engine or config.engine
         if self.engine_name not in ENGINES:
             raise ValueError(f"unknown engine {self.engine_name!r} (one of {', '.join(ENGINES)})")
+        self.config = dataclasses.replace(config, engine=self.engine_name)  # --engine overrides the file
+        self.layout = self._layout(self.config)
         self._dataplane: SwitchableDataplane | None = None
         self._monitor: SwitchableMonitor | None = None
         self._speaker: Speaker | None = None
@@ -400,8 +399,7 @@ class Daemon:
         self._dataplane = dataplane
         self._monitor = SwitchableMonitor(self.layout, self.options.probe_interval)
         self._speaker = Speaker(
-            self.config,
-            engine=self._engine(),
+            self.config,  # the Speaker builds the engine it names, with the restart flags
             dataplane=dataplane,
             event_source=self._monitor,
             restarting=self.restarting,
@@ -419,20 +417,6 @@ class Daemon:
             len(self.config.l3vnis),
         )
 
-    def _engine(self) -> SessionEngine | None:
-        if self.engine_name == "native":
-            return None  # the Speaker builds its NativeEngine (graceful restart and restarting included)
-        from speaker.exabgp_engine import ExaBgpEngine
-
-        return ExaBgpEngine(
-            self.config.underlay,
-            listen_port=self.options.listen_port,
-            graceful_restart=self.config.graceful_restart,
-            restarting=self.restarting,
-            forwarding_preserved=self.restarting,
-            end_of_rib_mode=EndOfRibMode.MANUAL,
-        )
-
     async def stop(self) -> None:
         """Stop the servers and the speaker; keep the kernel entries unless ``flush_on_exit``."""
         for task in list(self._reloads):
@@ -440,10 +424,8 @@ class Daemon:
         await self._stop_servers()
         speaker, dataplane = self._speaker, self._dataplane
         if speaker is not None:
-            if self.options.flush_on_exit:
-                await speaker.stop()  # Cease; the peers' routes leave the kernel
-            else:
-                await speaker.stop(graceful=True)  # no NOTIFICATION; forwarding state stays (RFC 4724)
+            # Cease either way (RFC 4486 §4); the kernel keeps forwarding unless --flush-on-exit
+            await speaker.stop(keep_dataplane=not self.options.flush_on_exit)
         if dataplane is not None:
             if self.options.flush_on_exit:
                 result = await dataplane.reconcile(())
@@ -503,6 +485,8 @@ class Daemon:
             new = await asyncio.to_thread(Daemon.load, self.options)
         except ConfigFileError as exc:
             return ReloadResult(False, str(exc))
+        if self.options.engine:  # --engine overrides the file, at reload as at start
+            new = dataclasses.replace(new, engine=self.options.engine)
         old = self.config
         fixed = restart_only_changes(old, new)
         if fixed:
@@ -541,17 +525,7 @@ class Daemon:
 
     @staticmethod
     async def _reconfigure(speaker: Speaker, config: SpeakerConfig) -> None:
-        own = getattr(speaker, "reconfigure", None)
-        if own is not None:
-            result = own(config)
-            if inspect.isawaitable(result):
-                await result
-            return
-        # TODO(speaker.py): a public Speaker.reconfigure(config); until then the core's differences are
-        # dispatched through the speaker's own output path, exactly as for any other core output.
-        out = speaker.core.reconfigure(config, time.monotonic())
-        speaker.config = config
-        speaker._dispatch(out)
+        speaker.reconfigure(config)
 
     # ---- control socket and metrics --------------------------------------------------------------------
 

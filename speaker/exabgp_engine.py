@@ -196,6 +196,21 @@ def exabgp_environment(
 
 
 @dataclass(eq=False, slots=True)
+class _Batch:
+    """Announcements for one peer with one next hop and attribute set, not yet written as a command.
+
+    The owner hands routes over one ``advertise`` call at a time (the speaker: one call per learned MAC); one
+    ExaBGP command per call costs ExaBGP a reactor turn each (and a 10 ms sleep whenever its API pipe is
+    drained with commands still queued). Consecutive calls that share peer, next hop and attributes therefore
+    become one ``evpn-announce`` of up to ``_CHUNK`` routes, written when the batch is full, before any other
+    command (order is kept), or once the caller yields to the event loop.
+    """
+
+    head: tuple[str, str, bytes]  # peer, next hop, encoded attributes
+    routes: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True)
 class _Peer:
     neighbor: Neighbor
     adj_out: dict[object, tuple[Route, PathAttributes, IPAddress, str, bytes]] = field(default_factory=dict)
@@ -267,6 +282,9 @@ class ExaBgpEngine:
         self._tmp: Path | None = None
         self._server: asyncio.AbstractServer | None = None
         self._relay: asyncio.StreamWriter | None = None
+        self._batch: _Batch | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._encoded: dict[PathAttributes, bytes] = {}
         self._relay_ready = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -391,6 +409,10 @@ class ExaBgpEngine:
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the relay and anything else in its process group
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._batch = None
         reason = "engine stopped (graceful restart)" if graceful else "administrative shutdown"
         for peer in self._peers.values():
             self._session_down(peer, reason, graceful=graceful)
@@ -516,17 +538,47 @@ class ExaBgpEngine:
     async def _announce(
         self, p: _Peer, attributes: PathAttributes, next_hop: IPAddress, routes: list[tuple[str, bytes]]
     ) -> None:
-        raw = attributes.encode(True)  # AS_PATH with 4-octet ASNs: peers must support RFC 6793 (EXABGP.md)
-        for i in range(0, len(routes), _CHUNK):
-            await self._command(
-                format_command(
-                    "evpn-announce",
-                    str(p.neighbor.address),
-                    next_hop=str(next_hop),
-                    attributes=raw,
-                    routes=routes[i : i + _CHUNK],
-                )
-            )
+        """Queue ``routes`` for one ``evpn-announce`` command (see ``_Batch``); full commands leave now."""
+        raw = self._encoded.get(attributes)
+        if raw is None:
+            if len(self._encoded) >= 256:
+                self._encoded.clear()
+            # AS_PATH with 4-octet ASNs: peers must support RFC 6793 (EXABGP.md)
+            raw = self._encoded[attributes] = attributes.encode(True)
+        head = (str(p.neighbor.address), str(next_hop), raw)
+        batch = self._batch
+        if batch is not None and batch.head != head:
+            self._flush_batch()
+            batch = None
+        if batch is None:
+            batch = self._batch = _Batch(head)
+        wrote = False
+        for entry in routes:
+            batch.routes.append(entry)
+            if len(batch.routes) >= _CHUNK:
+                self._flush_batch()
+                batch = self._batch = _Batch(head)
+                wrote = True
+        if not batch.routes:
+            self._batch = None
+        elif self._flush_handle is None:
+            # the rest leaves once the caller yields to the loop (after its run of advertise calls)
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_batch)
+        if wrote:
+            await self._drain()
+
+    def _flush_batch(self) -> None:
+        """Write the queued announcements (always before any other command: order is kept)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        batch, self._batch = self._batch, None
+        if batch is None or not batch.routes:
+            return
+        peer, next_hop, raw = batch.head
+        self._write(
+            format_command("evpn-announce", peer, next_hop=next_hop, attributes=raw, routes=batch.routes)
+        )
 
     async def _send_eor(self, p: _Peer) -> None:
         if p.eor_sent or not p.established:
@@ -553,11 +605,21 @@ class ExaBgpEngine:
                 await self._send_eor(p)
 
     async def _command(self, line: str) -> None:
+        self._flush_batch()
+        self._write(line)
+        await self._drain()
+
+    def _write(self, line: str) -> None:
         writer = self._relay
         if writer is None or writer.is_closing():
             log.debug("ExaBGP API not connected; dropped: %s", line[:80])
             return
         writer.write(line.encode() + b"\n")
+
+    async def _drain(self) -> None:
+        writer = self._relay
+        if writer is None or writer.is_closing():
+            return
         with contextlib.suppress(ConnectionError, OSError):
             await writer.drain()
 

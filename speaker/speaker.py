@@ -4,7 +4,8 @@ Embedding API
 =============
 
 A ``Speaker`` owns an :class:`evpn.core.EvpnCore` built from a :class:`evpn.config.SpeakerConfig`, a session
-engine (:class:`speaker.native_engine.NativeEngine` by default) and a dataplane
+engine (the one ``config.engine`` names: :class:`speaker.native_engine.NativeEngine` by default,
+:class:`speaker.exabgp_engine.ExaBgpEngine` for ``"exabgp"``) and a dataplane
 (:class:`dataplane.memory.MemoryDataplane` by default). There is no global state: a test or an application
 runs two or three speakers in one event loop (or one per thread)::
 
@@ -23,7 +24,7 @@ A runnable example: ``examples/embed.py``; a process wrapper with a JSON control
 - ``Speaker(config, *, engine=None, dataplane=None, event_source=None, clock=time.monotonic,
   listen_address=None, listen_port=179, restarting=False, tick_interval=1.0, select_defer_time=None,
   engine_options=None, name=None)``: ``listen_address``/``listen_port``/``engine_options`` (extra
-  ``NativeEngine`` keyword arguments, e.g. ``initial_backoff``) shape the default engine; the neighbors and
+  keyword arguments of the engine class, e.g. ``initial_backoff``) shape the default engine; the neighbors and
   their ports come from ``config.underlay.neighbors``.
 - ``start()`` / ``stop(graceful=False)`` (or ``async with``). ``start`` originates the configured routes,
   reconciles the dataplane to the core's desired state, then starts the engine and the local-learning
@@ -236,14 +237,16 @@ class _EndOfRib:
 
 
 _RouteOp = RoutesToAdvertise | RoutesToWithdraw | _EndOfRib | _Barrier
+_AdvertOrWithdraw = RoutesToAdvertise | RoutesToWithdraw
 _DataplaneOp = DataplaneDelta | _Reconcile | _Barrier
 
 
 class Speaker:
     """One EVPN speaker: configuration, core, session engine and dataplane, driven in asyncio.
 
-    ``engine`` defaults to a ``NativeEngine`` for ``config.underlay`` listening on ``listen_address``
-    (default: every address) and ``listen_port``; a given engine must use ``EndOfRibMode.MANUAL``.
+    ``engine`` defaults to the engine named by ``config.engine`` (``"native"``: ``NativeEngine``,
+    ``"exabgp"``: ``ExaBgpEngine``; anything else: ``ValueError``) for ``config.underlay`` listening on
+    ``listen_address`` (default: every address) and ``listen_port``; a given engine must use ``EndOfRibMode.MANUAL``.
     ``dataplane`` defaults to a ``MemoryDataplane``; a ``MemoryDataplane`` is also the default
     ``event_source`` (feed it with ``speaker.dataplane.inject``). A given engine is started and stopped with the
     speaker; a given dataplane or event source is not closed by ``stop``.
@@ -281,7 +284,7 @@ class Speaker:
                 "end_of_rib_mode": EndOfRibMode.MANUAL,
             }
             options.update(engine_options or {})
-            engine = NativeEngine(config.underlay, **options)
+            engine = _default_engine(config, options)
         elif getattr(engine, "end_of_rib_mode", EndOfRibMode.MANUAL) is not EndOfRibMode.MANUAL:
             raise ValueError(
                 "the speaker's engine must use EndOfRibMode.MANUAL (End-of-RIB after the core's table)"
@@ -343,8 +346,13 @@ class Speaker:
         self._spawn(self._ticker(), "ticker")
         log.info("%s: started", self.name)
 
-    async def stop(self, graceful: bool = False) -> None:
-        """Stop the sessions (Cease, or silently with ``graceful``) and the tasks; idempotent."""
+    async def stop(self, graceful: bool = False, *, keep_dataplane: bool | None = None) -> None:
+        """Stop the sessions (Cease, or silently with ``graceful``) and the tasks; idempotent.
+
+        ``keep_dataplane`` (default: ``graceful``) leaves every installed entry in place, so forwarding goes
+        on while the process restarts; with a Cease (``graceful`` False) the peers still drop our routes.
+        """
+        keep = graceful if keep_dataplane is None else keep_dataplane
         if self._stopped:
             return
         self._stopped = True
@@ -354,13 +362,13 @@ class Speaker:
         for task in self._tasks:
             if task is not pump and not task.get_name().endswith(("routes", "dataplane")):
                 task.cancel()
-        if graceful:
+        if keep:
             # Forwarding state stays: nothing the sessions' end implies reaches the core or the dataplane.
             if pump is not None:
                 pump.cancel()
-            await self.engine.stop(graceful=True)
+            await self.engine.stop(graceful=graceful)
         else:
-            await self.engine.stop()
+            await self.engine.stop(graceful=graceful)
             # the engine's last PeerDown events withdraw the peers' routes from the dataplane
             if pump is not None:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -460,6 +468,15 @@ class Speaker:
 
     async def installed(self) -> frozenset[DataplaneEntry]:
         return await self.dataplane.installed()
+
+    def reconfigure(self, config: SpeakerConfig) -> None:
+        """Apply a new configuration: only the differences reach the peers and the dataplane (``reload``).
+
+        The configuration must be valid (``evpn.config_validation.validate``); ``flush()`` waits for the result.
+        """
+        out = self._core.reconfigure(config, self._clock())
+        self.config = config
+        self._dispatch(out)
 
     def clear_duplicate(self, vni: int, mac: MacAddress) -> None:
         """``clear evpn dup-addr vni VNI mac MAC``."""
@@ -569,11 +586,17 @@ class Speaker:
             op = ops.popleft()
             try:
                 if isinstance(op, RoutesToAdvertise):
-                    await engine.advertise(op.peer, op.attributes, op.next_hop, op.routes)
-                    self._publish(op)
+                    batch = _take_alike(ops, op)
+                    routes = op.routes if len(batch) == 1 else tuple(r for o in batch for r in o.routes)
+                    await engine.advertise(op.peer, op.attributes, op.next_hop, routes)
+                    for done in batch:
+                        self._publish(done)
                 elif isinstance(op, RoutesToWithdraw):
-                    await engine.withdraw(op.peer, op.routes)
-                    self._publish(op)
+                    batch = _take_alike(ops, op)
+                    routes = op.routes if len(batch) == 1 else tuple(r for o in batch for r in o.routes)
+                    await engine.withdraw(op.peer, routes)
+                    for done in batch:
+                        self._publish(done)
                 elif isinstance(op, _EndOfRib):
                     await self._end_of_rib(op)
                 elif not op.future.done():
@@ -622,6 +645,43 @@ class Speaker:
             except Exception as exc:
                 log.exception("%s: dataplane failed", self.name)
                 self.errors.append(exc)
+
+
+_MAX_BATCH = 4096
+"""Routes handed to the engine in one call at most (it packs them into as few UPDATEs as fit)."""
+
+
+def _take_alike(ops: deque[_RouteOp], first: _AdvertOrWithdraw) -> list[_AdvertOrWithdraw]:
+    """``first`` and the queued operations right after it that the engine can send with it: advertisements
+    to the same peer with equal attributes and next hop (or withdrawals from the same peer). Local MACs are
+    learned one by one; without this each would go out in an UPDATE of its own."""
+    batch = [first]
+    size = len(first.routes)
+    while ops and size < _MAX_BATCH:
+        nxt = ops[0]
+        if type(nxt) is not type(first) or nxt.peer != first.peer:
+            break
+        if isinstance(nxt, RoutesToAdvertise):
+            assert isinstance(first, RoutesToAdvertise)
+            if nxt.next_hop != first.next_hop or not (
+                nxt.attributes is first.attributes or nxt.attributes == first.attributes
+            ):
+                break
+        batch.append(nxt)
+        size += len(nxt.routes)
+        ops.popleft()
+    return batch
+
+
+def _default_engine(config: SpeakerConfig, options: dict[str, Any]) -> SessionEngine:
+    """The engine named by ``config.engine`` ("native" or "exabgp"), built with ``options``."""
+    if config.engine == "native":
+        return NativeEngine(config.underlay, **options)
+    if config.engine == "exabgp":
+        from speaker.exabgp_engine import ExaBgpEngine  # imported only when chosen
+
+        return ExaBgpEngine(config.underlay, **options)
+    raise ValueError(f"unknown engine {config.engine!r} in the configuration (expected 'native' or 'exabgp')")
 
 
 def merge_deltas(deltas: Sequence[DataplaneDelta]) -> DataplaneDelta:

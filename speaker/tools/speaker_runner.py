@@ -5,6 +5,9 @@ For interop tests and benchmarks, typically inside a namespace::
     ip netns exec spk python -m speaker.tools.speaker_runner --asn 64512 --router-id 10.255.0.2 \\
         --vtep 10.255.0.2 --neighbor 192.168.100.1,asn=64512 --l2vni 110,vrf=red --l3vni 100,vrf=red
 
+``--engine native|exabgp`` picks the session engine (``SpeakerConfig.engine``; the exabgp engine runs ExaBGP
+5.0.15 as a child process in the runner's namespace, see ``speaker/EXABGP.md``).
+
 stdout: one JSON object per line: ``{"event": "ready", "port": P}``, then (unless ``--quiet``) every change
 of ``Speaker.subscribe()`` (``peer_up``, ``peer_down``, ``end_of_rib``, ``advertise``, ``withdraw``,
 ``dataplane``, ``notice``), and the replies to commands (``{"event": "reply", "op": ..., "id": ...}``).
@@ -12,12 +15,15 @@ stdin: one command per line, with an optional ``id`` echoed in the reply:
 
 - ``{"op": "learn", "vni": 110, "mac": "02:..", "ip": "192.170.1.30"}`` (``ip`` optional, ``sticky``),
   ``{"op": "age", "vni": 110, "mac": "02:.."}``, ``{"op": "neigh_removed", "vni": 110, "ip": ".."}``;
+- ``{"op": "learn_range", "vni": 110, "first": "02:..", "count": N}``: N local MACs from ``first`` on, one
+  ``inject_many`` (replies once the engine took their routes, ``"at"`` = ``time.monotonic()``);
 - ``{"op": "mac_table", "vni": 110}``, ``{"op": "vnis"}``, ``{"op": "rib"}``, ``{"op": "next_hops"}``,
   ``{"op": "peers"}``, ``{"op": "installed"}``, ``{"op": "count", "vni": 110}`` (MACs known in the VNI);
 - ``{"op": "wait_count", "vni": 110, "count": N, "timeout": 60}``: replies when ``count`` MACs are known,
   with ``"at"`` = ``time.monotonic()`` of the first poll (every millisecond) that saw them;
 - ``{"op": "wait_installed", "count": N}``: the same for the in-memory dataplane's entry count;
 - ``{"op": "rss"}``: ``VmRSS`` and ``VmHWM`` of this process in kB;
+- ``{"op": "engine"}``: the engine's name, class and (exabgp) the pid of its ExaBGP process;
 - ``{"op": "stop", "graceful": false}``. SIGTERM/SIGINT stop too.
 """
 
@@ -53,6 +59,7 @@ from evpn.config import (
 from evpn.events import LocalMacAged, LocalMacLearned, LocalNeighLearned, LocalNeighRemoved, PeerDown, PeerUp
 from evpn.mac import MacAddress
 from evpn.outputs import RoutesToAdvertise, RoutesToWithdraw
+from speaker.config_file import ENGINES
 from speaker.speaker import DataplaneApplied, Speaker, SpeakerChange
 from speaker.tools.bgp_peer import parse_neighbor
 
@@ -123,6 +130,7 @@ def build_config(args: argparse.Namespace) -> SpeakerConfig:
         l2vnis.append(L2Vni(f"l2-{vni}", vni, vrf=kw.get("vrf"), gateway_ips=gateways))
     vtep = ipaddress.ip_address(args.vtep or args.router_id)
     return SpeakerConfig(
+        engine=args.engine,
         underlay=Underlay(
             asn=args.asn,
             router_id=ipaddress.IPv4Address(args.router_id),
@@ -146,6 +154,12 @@ def rss_kb() -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
     return out
+
+
+def _engine_pid(spk: Speaker) -> int | None:
+    """The pid of the engine's own process (ExaBGP), None for an in-process engine."""
+    pid = getattr(spk.engine, "pid", None)
+    return pid if isinstance(pid, int) else None
 
 
 class Runner:
@@ -176,6 +190,11 @@ class Runner:
             if cmd.get("ip"):
                 await spk.inject(LocalNeighLearned(vni, ipaddress.ip_address(cmd["ip"]), mac))
             return {}
+        if op == "learn_range":  # benchmarks: COUNT local MACs from FIRST on, injected as one batch
+            first = int(MacAddress.from_text(cmd["first"]))
+            count = int(cmd["count"])
+            await spk.inject_many(LocalMacLearned(vni, MacAddress.from_int(first + i)) for i in range(count))
+            return {"at": time.monotonic(), "count": count}
         if op == "age":
             await spk.inject(LocalMacAged(vni, MacAddress.from_text(cmd["mac"])))
             return {}
@@ -218,6 +237,8 @@ class Runner:
             return {"at": time.monotonic(), "count": size()}
         if op == "rss":
             return rss_kb()
+        if op == "engine":
+            return {"engine": spk.config.engine, "class": type(spk.engine).__name__, "pid": _engine_pid(spk)}
         if op == "stop":
             self.graceful = bool(cmd.get("graceful", False))
             self.done.set()
@@ -363,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vtep", default=None, help="VTEP address (default: the router id)")
     parser.add_argument("--listen", default=None, help="listen address (default: all)")
     parser.add_argument("--port", type=int, default=179)
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="native", help="BGP session engine (default: native)"
+    )
     parser.add_argument("--neighbor", action="append", default=[], help="ADDRESS,asn=N[,port=P][,passive]")
     parser.add_argument("--l2vni", action="append", default=[], help="VNI[,vrf=NAME][,gateway=CIDR]")
     parser.add_argument("--l3vni", action="append", default=[], help="VNI,vrf=NAME[,router_mac=MAC]")

@@ -10,6 +10,7 @@ import pytest
 
 from tests.daemon.harness import (
     FRR_VTEP,
+    SPK_IP,
     VM1_MAC,
     VM2_IP,
     VM2_MAC,
@@ -50,6 +51,8 @@ def test_sigterm_keeps_kernel_entries_and_restart_keeps_ping(lab: Lab) -> None:
     t0 = time.monotonic()
     assert topo.daemons[0].stop(signal.SIGTERM) == 0
     assert "stop: SIGTERM" in topo.daemons[0].log()
+    state = topo.frr.vtysh_json(f"show bgp neighbors {SPK_IP} json")[SPK_IP]
+    assert "Cease" in json.dumps(state) or "Administrative" in json.dumps(state), state  # NOTIFICATION sent
     assert topo.kernel_entries() == before, "SIGTERM removed kernel entries"
     frr_kept = VM1_MAC in frr_macs(topo)
     daemon = topo.start_daemon()
@@ -69,9 +72,9 @@ def test_sigterm_keeps_kernel_entries_and_restart_keeps_ping(lab: Lab) -> None:
         )
     )
     assert topo.kernel_entries() == before
-    # Measured on FRR 8.4.4 (GR negotiated, `bgp graceful-restart`, our session closed without
-    # NOTIFICATION): FRR removes our type-2/type-3 at once instead of keeping them stale (its GR helper
-    # does not cover EVPN, DESIGN §6/§8), so the return path vm2 -> vm1 breaks until the restarted daemon
+    # Measured on FRR 8.4.4 (GR negotiated, `bgp graceful-restart`): FRR removes our type-2/type-3 at once
+    # after our Cease, and also when our session is closed without NOTIFICATION (its GR helper does not cover
+    # EVPN, DESIGN §6/§8), so the return path vm2 -> vm1 breaks until the restarted daemon
     # re-advertises (~0.5 s here: a few pings of 0.05 s lost). Our side kept forwarding throughout.
     assert not frr_kept, "FRR kept our routes while we were down: tighten this test to 0 % loss"
     assert sent - received <= 40, out

@@ -1,5 +1,6 @@
-"""The whole ``Speaker`` (core + native engine + in-memory dataplane) against real FRR 8.4 (zebra + bgpd with
-L2VNI 110), directly and through a real GoBGP route reflector, in network namespaces.
+"""The whole ``Speaker`` (core + session engine + in-memory dataplane) against real FRR 8.4 (zebra + bgpd with
+L2VNI 110), directly and through a real GoBGP route reflector, in network namespaces; every test runs once per
+session engine (``native``, ``exabgp``: ``speaker_runner --engine``), with the same assertions.
 
 The speaker runs as ``speaker.tools.speaker_runner`` inside its namespace (``ip netns exec``), driven by
 JSON lines; FRR is queried with vtysh. Checked both ways: our type-3/type-2 in FRR's BGP table with our RD,
@@ -10,16 +11,24 @@ MAC-mobility sequence number that FRR adopts.
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
+from evpn.config import Neighbor, SpeakerConfig, Underlay
+from speaker.engine import EndOfRibMode
+from speaker.exabgp_engine import ExaBgpEngine
+from speaker.native_engine import NativeEngine
+from speaker.speaker import Speaker
 from speaker.tools.speaker_runner import RunnerClient
 from tests.lab import FrrRouter, GobgpNeighbor, Lab, Namespace, create_l2vni
 
 pytestmark = [pytest.mark.interop, pytest.mark.root]
+
+ENGINES = ("native", "exabgp")
 
 ASN = 64512
 VNI, L3VNI = 110, 100
@@ -44,7 +53,14 @@ router bgp {ASN}
 """
 
 
-def start_speaker(lab: Lab, ns: Namespace, listen: str, neighbor: str) -> RunnerClient:
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The session engine the speaker runs (``--engine``)."""
+    name: str = request.param
+    return name
+
+
+def start_speaker(lab: Lab, ns: Namespace, listen: str, neighbor: str, engine: str) -> RunnerClient:
     stderr_path = lab.workdir / "speaker.stderr"
     stderr = open(stderr_path, "wb")  # noqa: SIM115 - closed by the lab cleanup
     lab.add_cleanup(stderr.close, "close speaker stderr")
@@ -55,7 +71,7 @@ def start_speaker(lab: Lab, ns: Namespace, listen: str, neighbor: str) -> Runner
             sys.executable, "-m", "speaker.tools.speaker_runner", "--log-level", "INFO",
             "--asn", str(ASN), "--router-id", SPK_VTEP, "--vtep", SPK_VTEP, "--listen", listen,
             "--neighbor", f"{neighbor},asn={ASN}", "--keepalive", "1", "--hold", "3",
-            "--l2vni", f"{VNI},vrf=red", "--l3vni", f"{L3VNI},vrf=red",
+            "--l2vni", f"{VNI},vrf=red", "--l3vni", f"{L3VNI},vrf=red", "--engine", engine,
         ],
         name="speaker",
         stdin=subprocess.PIPE,
@@ -66,6 +82,10 @@ def start_speaker(lab: Lab, ns: Namespace, listen: str, neighbor: str) -> Runner
     lab.add_cleanup(client.close, "stop the speaker runner")
     lab.add_log_source("speaker stdout", lambda: "\n".join(str(x) for x in client.lines[-100:]))
     client.wait(lambda x: x.get("event") == "ready", "ready")
+    info = client.request("engine")
+    assert info["engine"] == engine
+    assert info["class"] == {"native": "NativeEngine", "exabgp": "ExaBgpEngine"}[engine]
+    assert (info["pid"] is not None) == (engine == "exabgp")  # ExaBGP runs as the runner's child
     return client
 
 
@@ -159,7 +179,7 @@ def check_exchange(frr: FrrRouter, spk: RunnerClient, via_rr: bool) -> None:
     assert not [x for x in spk.events("peer_down")]
 
 
-def test_speaker_with_frr(lab: Lab) -> None:
+def test_speaker_with_frr(lab: Lab, engine: str) -> None:
     frr_ns, spk_ns = lab.namespace("frr"), lab.namespace("spk")
     frr_ip, spk_ip = "192.168.110.1", "192.168.110.2"
     lab.veth(frr_ns, spk_ns, f"{frr_ip}/30", f"{spk_ip}/30")
@@ -168,7 +188,7 @@ def test_speaker_with_frr(lab: Lab) -> None:
     frr_ns.add_route(f"{SPK_VTEP}/32", via=spk_ip)  # next-hop tracking must resolve our VTEP
     add_host(lab, frr_ns)
     frr = lab.frr(frr_ns, frr_config(spk_ip))
-    spk = start_speaker(lab, spk_ns, spk_ip, frr_ip)
+    spk = start_speaker(lab, spk_ns, spk_ip, frr_ip, engine)
     frr.wait_established(spk_ip)
     spk.wait(lambda x: x.get("event") == "peer_up", "PeerUp")
     peers = spk.request("peers")["peers"]
@@ -176,7 +196,7 @@ def test_speaker_with_frr(lab: Lab) -> None:
     check_exchange(frr, spk, via_rr=False)
 
 
-def test_speaker_with_frr_through_gobgp_rr(lab: Lab) -> None:
+def test_speaker_with_frr_through_gobgp_rr(lab: Lab, engine: str) -> None:
     rr_ns, frr_ns, spk_ns = lab.namespace("rr"), lab.namespace("frr"), lab.namespace("spk")
     rr_frr, frr_ip = "192.168.120.1", "192.168.120.2"
     rr_spk, spk_ip = "192.168.121.1", "192.168.121.2"
@@ -196,8 +216,27 @@ def test_speaker_with_frr_through_gobgp_rr(lab: Lab) -> None:
         ],
     )
     frr = lab.frr(frr_ns, frr_config(rr_frr))
-    spk = start_speaker(lab, spk_ns, spk_ip, rr_spk)
+    spk = start_speaker(lab, spk_ns, spk_ip, rr_spk, engine)
     gobgp.wait_established(frr_ip)
     gobgp.wait_established(spk_ip)
     spk.wait(lambda x: x.get("event") == "peer_up", "PeerUp")
     check_exchange(frr, spk, via_rr=True)
+
+
+def test_speaker_builds_the_engine_its_configuration_names() -> None:
+    """``SpeakerConfig.engine`` picks the default engine (what ``--engine`` and ``engine:`` set)."""
+    underlay = Underlay(
+        asn=ASN,
+        router_id=ipaddress.IPv4Address(SPK_VTEP),
+        vtep_ipv4=ipaddress.IPv4Address(SPK_VTEP),
+        neighbors=(Neighbor(ipaddress.ip_address(FRR_VTEP), asn=ASN),),
+    )
+    for name, cls in (("native", NativeEngine), ("exabgp", ExaBgpEngine)):
+        spk = Speaker(SpeakerConfig(underlay, engine=name), listen_address="127.0.0.1", listen_port=17999)
+        engine = spk.engine
+        assert isinstance(engine, cls) and type(engine) is cls
+        assert engine.end_of_rib_mode is EndOfRibMode.MANUAL
+        assert engine.listen_port == 17999
+        assert str(engine.listen_address) == "127.0.0.1"
+    with pytest.raises(ValueError, match="unknown engine 'gobgp'"):
+        Speaker(SpeakerConfig(underlay, engine="gobgp"))

@@ -287,3 +287,20 @@ async def test_graceful_restart_timer_sweeps(speakers: list[Speaker]) -> None:
     await eventually(lambda: fdb_vtep(a, M2) is None, "stale M2 swept at the restart timer", 5)
     assert 1.8 < asyncio.get_running_loop().time() - t0 < 4.0
     assert FloodEntry(VNI, nodes[1].vtep) not in entries(a)
+
+
+async def test_bulk_local_learning_goes_out_packed(speakers: list[Speaker]) -> None:
+    """500 MACs learned at once reach the peer in a few packed UPDATEs, not one UPDATE per MAC."""
+    nodes = make_nodes(2)
+    a, b = (make_speaker(n, nodes) for n in nodes)
+    speakers += [a, b]
+    await a.start()
+    await b.start()
+    await all_established([a, b])
+    await eventually(lambda: FloodEntry(VNI, nodes[0].vtep) in entries(b), "b floods to a")
+    before = next(s for s in b.peer_states() if str(s.peer) == nodes[0].address).messages_in
+    macs = [mac(0x1000 + i) for i in range(500)]
+    await a.inject_many(LocalMacLearned(VNI, m) for m in macs)
+    await eventually(lambda: all(fdb_vtep(b, m) == nodes[0].vtep for m in macs), "500 MACs behind a in b")
+    updates = next(s for s in b.peer_states() if str(s.peer) == nodes[0].address).messages_in - before
+    assert updates <= 25, f"{updates} messages for 500 MACs"
