@@ -586,9 +586,16 @@ class EvpnCore:
     ) -> None:
         kind = key[0]
         if kind == 2:
-            self._import_l2(before, after, now)
-            if (before is not None and before.l3) or (after is not None and after.l3):
-                self._import_l3(before, after)
+            if before is None and after is not None:  # fast path: a new route (same as _import_l2/_l3)
+                vrfs = self.mac_vrfs
+                for vni in after.l2:
+                    vrfs[vni].remote(None, after, now)
+                if after.l3:
+                    self._import_l3(None, after)
+            else:
+                self._import_l2(before, after, now)
+                if (before is not None and before.l3) or (after is not None and after.l3):
+                    self._import_l3(before, after)
         elif kind == 3:
             ref = after if after is not None else before
             assert ref is not None
@@ -633,7 +640,14 @@ class EvpnCore:
 
     def _import_l3(self, before: Path | None, after: Path | None) -> None:
         if before is None:  # fast path: a new route
-            prefix = self._l3_prefix(after)
+            if after is None or not after.l3:
+                return
+            route = after.route
+            if type(route) is MacIpRoute:
+                ip = route.ip
+                prefix = host_prefix(ip) if ip is not None else None
+            else:
+                prefix = self._l3_prefix(after)
             if prefix is not None and after is not None:
                 for vni in after.l3:
                     self.ip_vrfs[vni].remote(prefix, None, after)

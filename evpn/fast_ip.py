@@ -22,7 +22,7 @@ _V6_MASK = ipaddress.IPv6Network._make_netmask(128)  # type: ignore[attr-defined
 
 def _fast_host_route(ip: IPAddress) -> IPNetwork:
     net: Any
-    if ip.version == 4:
+    if isinstance(ip, ipaddress.IPv4Address):
         net = ipaddress.IPv4Network.__new__(ipaddress.IPv4Network)
         net.netmask, net._prefixlen = _V4_MASK
     else:

@@ -10,6 +10,7 @@ is not installed from remote routes: the connected route wins, as in FRR.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Protocol
 
 from evpn.codec.attributes import PathAttributes
@@ -64,7 +65,7 @@ class IpVrf:
 
     def _vtep_use(self, vtep: IPAddress, rmac: MacAddress) -> VtepEntries:
         """The RMAC FDB and VTEP neighbour entries toward ``vtep``, shared by all its prefixes."""
-        key = (vtep.version, int(vtep), rmac.packed)
+        key = (4 if isinstance(vtep, IPv4Address) else 6, int(vtep), rmac.packed)
         hit = self._vteps.get(key)
         if hit is None:
             entries = (FdbEntry(self.l3vni, rmac, vtep), NeighEntry(self.l3vni, vtep, rmac))
@@ -100,11 +101,25 @@ class IpVrf:
 
     def remote(self, prefix: IPNetwork, old: Path | None, new: Path | None) -> None:
         """A candidate for ``prefix`` changed (``new`` must carry a Router's MAC)."""
-        st = self.prefixes.get(prefix)
-        if st is None:
-            if new is None:
+        if new is None:
+            found = self.prefixes.get(prefix)
+            if found is None:
                 return
-            st = self.prefixes[prefix] = PrefixState()
+            st = found
+        else:
+            # one lookup (hashing an ``ipaddress`` network is a Python-level call): setdefault
+            fresh = PrefixState()
+            st = self.prefixes.setdefault(prefix, fresh)
+            if st is fresh:
+                # fast path, same outcome as _refresh: a new prefix with one remote candidate, not local
+                st.remotes = new
+                rmac = self._router_mac(new.attrs)
+                if rmac is not None:
+                    vtep = new.next_hop
+                    st.vtep = self._vtep_use(vtep, rmac)
+                    route = st.route = RouteEntry(self.vrf, self.l3vni, prefix, vtep)
+                    self._sink.journal.add(route)
+                return
         if old is not None:
             st.remotes = pathset_remove(st.remotes, old)
         if new is not None:

@@ -18,6 +18,7 @@ Rules (RFC 7432 §15, FRR ``zebra_evpn_mac.c``):
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import NamedTuple, Protocol
 
 from evpn.codec.evpn_nlri import InclusiveMulticastRoute, IPAddress, MacIpRoute
@@ -53,7 +54,7 @@ Location = IPAddress | str | None
 
 def ip_key(ip: IPAddress) -> int:
     """A dict key for an address: its integer, IPv6 ones above the IPv4 range."""
-    return int(ip) if ip.version == 4 else int(ip) | 1 << 128
+    return int(ip) if isinstance(ip, IPv4Address) else int(ip) | 1 << 128
 
 
 class Advert(NamedTuple):
@@ -314,7 +315,7 @@ class MacVrf:
             self._resolve(mac, st, now)
         ip = route.ip
         if ip is not None:
-            ikey = ip_key(ip)
+            ikey = int(ip) if isinstance(ip, IPv4Address) else int(ip) | 1 << 128  # ip_key, inlined
             ist = self.ips.get(ikey)
             if ist is None:
                 if new is None:

@@ -56,7 +56,14 @@ def route_key(route: EvpnRoute) -> RouteKey:
         ip = route.ip
         if ip is None:
             return (2, route.rd.packed, route.ethernet_tag, route.mac.packed, 0, 0)
-        return (2, route.rd.packed, route.ethernet_tag, route.mac.packed, ip.version, int(ip))
+        return (
+            2,
+            route.rd.packed,
+            route.ethernet_tag,
+            route.mac.packed,
+            4 if isinstance(ip, ipaddress.IPv4Address) else 6,
+            int(ip),
+        )
     return route.key
 
 
