@@ -56,10 +56,10 @@ from benchmarks.bench_speaker import (
     TARGET_VTEP,
     VNI,
     Injector,
-    _bgpd_received,
     _pair,
     machine,
     poll,
+    run_bgpd,
     updates,
 )
 from evpn.codec.capabilities import FourOctetAs, Multiprotocol
@@ -73,21 +73,6 @@ ENGINES = ("native", "exabgp")
 FIRST_MAC = "02:10:00:00:00:00"
 TIMEOUT = 600.0
 HEADER = 19
-
-
-class SteadyInjector(Injector):
-    """``bench_speaker.Injector`` whose ``send`` waits for a slow reader: the socket's 0.2 s timeout (set
-    for the drain thread) bounds every ``send`` call, not the whole transfer as it would ``sendall``'s."""
-
-    def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        with self.lock:
-            while view:
-                try:
-                    sent = self.sock.send(view)
-                except TimeoutError:
-                    continue
-                view = view[sent:]
 
 
 def status_kb(pid: int) -> dict[str, int]:
@@ -167,7 +152,7 @@ def run_receive(engine: str, n: int, data: bytes) -> dict[str, Any]:
         target, inj = _pair(lab)
         client = start_runner(lab, target, engine)
         idle = process_memory(client)
-        injector = SteadyInjector(inj)
+        injector = Injector(inj)
         try:
             poll(lambda: established(client), 20, 0.05, f"session with the speaker ({engine})")
             mark = len(client.lines)
@@ -202,46 +187,18 @@ def run_receive(engine: str, n: int, data: bytes) -> dict[str, Any]:
 
 
 def run_receive_frr(n: int, data: bytes) -> dict[str, Any]:
-    """``bench_speaker.run_bgpd`` with the ``SteadyInjector``: the same bytes into FRR bgpd."""
-    with Lab("bench-rx-frr") as lab:
-        target, inj = _pair(lab)
-        create_l2vni(target, VNI, TARGET_VTEP)
-        target.add_route("100.65.1.0/24", via=INJ_IP)  # next-hop tracking: VTEPs must be reachable
-        frr = lab.frr(target, FRR_CONFIG)
-        pids = frr.pids()
-        idle = status_kb(pids["bgpd"] or 0).get("VmRSS", 0)
-        injector = SteadyInjector(inj)
-        try:
-            frr.wait_established(INJ_IP)
-            started = time.monotonic()
-            injector.send(data)
-            deadline = started + TIMEOUT
-            while True:
-                asked = time.monotonic()
-                if _bgpd_received(frr) >= n:
-                    # bgpd answers vtysh between UPDATE batches: in when the answer came (upper bound);
-                    # the poll that saw them started at `asked` (lower bound)
-                    elapsed = time.monotonic() - started
-                    lower = asked - started
-                    break
-                if asked > deadline:
-                    raise TimeoutError(f"bgpd: {_bgpd_received(frr)} of {n} routes")
-                time.sleep(0.02)
-            bgpd = status_kb(pids["bgpd"] or 0)
-            zebra = status_kb(pids["zebra"] or 0)
-        finally:
-            injector.close()
+    """``bench_speaker.run_bgpd``: the same bytes into FRR bgpd, in this harness's row shape."""
+    got = run_bgpd(n, data)
     return {
         "direction": "receive",
         "target": "frr",
         "routes": n,
-        "seconds": elapsed,
-        "seconds_lower_bound": lower,
-        "bgpd_rss_mb": bgpd.get("VmRSS", 0) / 1024,
-        "bgpd_hwm_mb": bgpd.get("VmHWM", 0) / 1024,
-        "zebra_rss_mb": zebra.get("VmRSS", 0) / 1024,
-        "idle_total_rss_mb": idle / 1024,
-        "total_rss_mb": bgpd.get("VmRSS", 0) / 1024,
+        "seconds": got["seconds"],
+        "seconds_lower_bound": got["seconds_lower_bound"],
+        "bgpd_rss_mb": got["rss_mb"],
+        "zebra_rss_mb": got["zebra_rss_mb"],
+        "idle_total_rss_mb": got["rss_idle_mb"],
+        "total_rss_mb": got["rss_mb"],
     }
 
 

@@ -124,8 +124,16 @@ class Injector:
                 return
 
     def send(self, data: bytes) -> None:
+        """Send everything, however slowly the target reads: the socket's 0.2 s timeout (set for the drain
+        thread) bounds each ``send`` call here, where ``sendall`` would give up after 0.2 s in total."""
+        view = memoryview(data)
         with self.lock:
-            self.sock.sendall(data)
+            while view:
+                try:
+                    sent = self.sock.send(view)
+                except TimeoutError:
+                    continue
+                view = view[sent:]
 
     def close(self) -> None:
         self.stop.set()
@@ -229,6 +237,7 @@ def run_bgpd(n: int, data: bytes) -> dict[str, Any]:
         frr = lab.frr(target, FRR_CONFIG)
         pids = frr.pids()
         rss_before = rss_kb(pids["bgpd"] or 0)
+        zebra_before = rss_kb(pids["zebra"] or 0)
         injector = Injector(inj)
         try:
             frr.wait_established(INJ_IP)
@@ -258,6 +267,7 @@ def run_bgpd(n: int, data: bytes) -> dict[str, Any]:
             "rss_mb": bgpd_rss / 1024,
             "rss_idle_mb": rss_before / 1024,
             "zebra_rss_mb": zebra_rss / 1024,
+            "zebra_rss_idle_mb": zebra_before / 1024,
         }
 
 
