@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -210,8 +210,6 @@ def _is_native(documents: list[tuple[int, Node]]) -> bool:
         return False
     keys = {k.value for k, _ in first.value if isinstance(k, ScalarNode)}
     return "apiVersion" not in keys and "kind" not in keys
-
-
 
 
 def _with_host_netns(config: SpeakerConfig, override: str | None, source: str) -> SpeakerConfig:
@@ -468,26 +466,28 @@ def _gateways(ctx: _Ctx, nodes: list[Node], path: str) -> tuple[IPInterface, ...
     return gateways
 
 
-def _route_targets(ctx: _Ctx, nodes: list[Node], path: str) -> tuple[RouteTarget, ...]:
-    result = []
+_T = TypeVar("_T")
+
+
+def _targets(ctx: _Ctx, nodes: list[Node], path: str, parse: Callable[[str], _T]) -> tuple[_T, ...]:
+    """A list of route targets (export: ``RouteTarget.from_text``; import: ``RouteTargetMatcher.from_text``,
+    which also takes ``*:N``), each bad item reported with its line and index."""
+    result: list[_T] = []
     for i, node in enumerate(nodes):
         text = _text(ctx, node, f"{path}[{i}]")
         try:
-            result.append(RouteTarget.from_text(text))
+            result.append(parse(text))
         except (InvalidValue, ValueError) as exc:
             raise ctx.error(node, f"{path}[{i}]", f"bad route target: {exc}") from None
     return tuple(result)
+
+
+def _route_targets(ctx: _Ctx, nodes: list[Node], path: str) -> tuple[RouteTarget, ...]:
+    return _targets(ctx, nodes, path, RouteTarget.from_text)
 
 
 def _import_targets(ctx: _Ctx, nodes: list[Node], path: str) -> tuple[RouteTargetMatcher, ...]:
-    result = []
-    for i, node in enumerate(nodes):
-        text = _text(ctx, node, f"{path}[{i}]")
-        try:
-            result.append(RouteTargetMatcher.from_text(text))
-        except (InvalidValue, ValueError) as exc:
-            raise ctx.error(node, f"{path}[{i}]", f"bad route target: {exc}") from None
-    return tuple(result)
+    return _targets(ctx, nodes, path, RouteTargetMatcher.from_text)
 
 
 def _rd(ctx: _Ctx, node: Node, path: str) -> RouteDistinguisher:

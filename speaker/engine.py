@@ -9,9 +9,9 @@ core events (``evpn.events``). Several engines can live in one process: no globa
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from evpn.codec.attributes import PathAttributes
 from evpn.codec.evpn_nlri import IPAddress
@@ -87,3 +87,17 @@ class SessionEngine(Protocol):
     def peer_states(self) -> list[PeerState]:
         """``show bgp summary``: one entry per configured neighbor."""
         ...
+
+
+_P = TypeVar("_P")
+
+
+def select_peers(peers: Mapping[IPAddress, _P], peer: IPAddress | None) -> list[_P]:
+    """The peers an ``advertise``/``withdraw``/``end_of_rib`` call means: every one for None, else that one
+    (a ValueError naming it when it is not a configured neighbor)."""
+    if peer is None:
+        return list(peers.values())
+    try:
+        return [peers[peer]]
+    except KeyError:
+        raise ValueError(f"{peer} is not a configured neighbor") from None

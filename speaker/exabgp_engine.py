@@ -64,7 +64,7 @@ from evpn.codec.messages import (
 from evpn.config import GracefulRestartConfig, Neighbor, PeerType, Underlay
 from evpn.errors import MessageError, Rfc7606Action, describe_notification
 from evpn.events import EndOfRib, PeerDown, PeerUp, RoutesReceived
-from speaker.engine import EndOfRibMode, EngineEvent, PeerState, SessionEngine
+from speaker.engine import EndOfRibMode, EngineEvent, PeerState, SessionEngine, select_peers
 from speaker.exabgp_launcher import format_command
 
 log = logging.getLogger(__name__)
@@ -488,12 +488,7 @@ class ExaBgpEngine:
 
     # -- routes -------------------------------------------------------------------------------------------
     def _select(self, peer: IPAddress | None) -> list[_Peer]:
-        if peer is None:
-            return list(self._peers.values())
-        try:
-            return [self._peers[peer]]
-        except KeyError:
-            raise ValueError(f"{peer} is not a configured neighbor") from None
+        return select_peers(self._peers, peer)
 
     async def advertise(
         self,

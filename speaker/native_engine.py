@@ -62,7 +62,7 @@ from evpn.session_fsm import (
     TimerExpired,
     collision_winner,
 )
-from speaker.engine import EndOfRibMode, EngineEvent, PeerState, SessionEngine
+from speaker.engine import EndOfRibMode, EngineEvent, PeerState, SessionEngine, select_peers
 
 log = logging.getLogger(__name__)
 
@@ -326,12 +326,7 @@ class NativeEngine:
 
     # -- routes -------------------------------------------------------------------------------------------
     def _select(self, peer: IPAddress | None) -> list[_Peer]:
-        if peer is None:
-            return list(self._peers.values())
-        try:
-            return [self._peers[peer]]
-        except KeyError:
-            raise ValueError(f"{peer} is not a configured neighbor") from None
+        return select_peers(self._peers, peer)
 
     async def advertise(
         self,
