@@ -56,7 +56,7 @@ from evpn.events import (
     RoutesReceived,
 )
 from evpn.export import AttributeRewriter, OutputBuilder, may_export
-from evpn.fast_ip import host_prefix
+from evpn.fast_ip import host_key, host_prefix, prefix_key
 from evpn.ip_vrf import IpVrf
 from evpn.mac import MacAddress
 from evpn.mac_vrf import Advert, MacVrf
@@ -627,15 +627,16 @@ class EvpnCore:
             vrfs[vni].remote(before if vni in before.l2 else None, after if vni in after.l2 else None, now)
 
     @staticmethod
-    def _l3_prefix(path: Path | None) -> IPNetwork | None:
-        """The IP-VRF prefix of a path: a type-5 prefix, or the host route of a MAC+IP route (RFC 9135)."""
+    def _l3_prefix(path: Path | None) -> int | None:
+        """The IP-VRF prefix of a path, as its ``prefix_key``: a type-5 prefix, or the host route of a
+        MAC+IP route (RFC 9135)."""
         if path is None or not path.l3:
             return None
         route = path.route
         if isinstance(route, IpPrefixRoute):
-            return route.prefix
+            return prefix_key(route.prefix)
         if isinstance(route, MacIpRoute) and route.ip is not None:
-            return host_prefix(route.ip)
+            return host_key(route.ip)
         return None
 
     def _import_l3(self, before: Path | None, after: Path | None) -> None:
@@ -645,26 +646,26 @@ class EvpnCore:
             route = after.route
             if type(route) is MacIpRoute:
                 ip = route.ip
-                prefix = host_prefix(ip) if ip is not None else None
+                key = host_key(ip) if ip is not None else None
             else:
-                prefix = self._l3_prefix(after)
-            if prefix is not None and after is not None:
+                key = self._l3_prefix(after)
+            if key is not None:
                 for vni in after.l3:
-                    self.ip_vrfs[vni].remote(prefix, None, after)
+                    self.ip_vrfs[vni].remote(key, None, after)
             return
-        old_prefix = self._l3_prefix(before)
-        new_prefix = self._l3_prefix(after)
-        if old_prefix is None and new_prefix is None:
+        old_key = self._l3_prefix(before)
+        new_key = self._l3_prefix(after)
+        if old_key is None and new_key is None:
             return
-        vnis = set(before.l3 if old_prefix is not None and before is not None else ())
-        vnis.update(after.l3 if new_prefix is not None and after is not None else ())
+        vnis = set(before.l3 if old_key is not None else ())
+        vnis.update(after.l3 if new_key is not None and after is not None else ())
         for vni in vnis:
             vrf = self.ip_vrfs[vni]
-            old_in = old_prefix is not None and before is not None and vni in before.l3
-            new_in = new_prefix is not None and after is not None and vni in after.l3
-            prefix = new_prefix if new_in else old_prefix
-            assert prefix is not None
-            vrf.remote(prefix, before if old_in else None, after if new_in else None)
+            old_in = old_key is not None and vni in before.l3
+            new_in = new_key is not None and after is not None and vni in after.l3
+            key = new_key if new_in else old_key
+            assert key is not None
+            vrf.remote(key, before if old_in else None, after if new_in else None)
 
     def _finish(self) -> CoreOutput:
         advertise, withdraw = self._out.build()

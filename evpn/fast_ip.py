@@ -53,3 +53,21 @@ def _self_check() -> Callable[[IPAddress], IPNetwork]:
 
 host_prefix: Callable[[IPAddress], IPNetwork] = _self_check()
 """The /32 or /128 of ``ip``, equal to ``evpn.dataplane_state.host_route(ip)``."""
+
+
+def ip_key(ip: IPAddress) -> int:
+    """A dict key for an address: its integer, IPv6 ones above the IPv4 range (hashing an ``ipaddress``
+    object formats a string each time; an int hashes in C and is never tracked by the garbage collector)."""
+    return int(ip) if isinstance(ip, ipaddress.IPv4Address) else int(ip) | 1 << 128
+
+
+def host_key(ip: IPAddress) -> int:
+    """``prefix_key(host_prefix(ip))`` without building the network."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return int(ip) << 8 | 32
+    return (int(ip) | 1 << 128) << 8 | 128
+
+
+def prefix_key(prefix: IPNetwork) -> int:
+    """A dict key for a prefix: address and length in one int, IPv6 above IPv4 (see ``ip_key``)."""
+    return ip_key(prefix.network_address) << 8 | prefix.prefixlen

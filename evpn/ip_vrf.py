@@ -6,6 +6,11 @@ three entries: the route ``PREFIX via VTEP`` in the VRF, the remote Router's MAC
 VTEP-to-Router's-MAC neighbour on the L3 SVI (DESIGN §4). Entries shared by many prefixes behind one VTEP
 are reference counted here. A prefix we originate ourselves (a gateway subnet, a local host)
 is not installed from remote routes: the connected route wins, as in FRR.
+
+Memory: prefixes are keyed by an int (``evpn.fast_ip.prefix_key``), so a host route needs no network object
+until an entry is built. A prefix known only from one remote route (the usual case) is held as that route's
+``Path`` itself (``PrefixState.of_path`` expands it when anything else happens to it), and route entries
+are rebuilt when removed: per received route the garbage collector tracks no object of the IP-VRF's own.
 """
 
 from __future__ import annotations
@@ -14,9 +19,17 @@ from ipaddress import IPv4Address
 from typing import Protocol
 
 from evpn.codec.attributes import PathAttributes
-from evpn.codec.evpn_nlri import IPAddress, IPNetwork
-from evpn.dataplane_state import DataplaneEntry, FdbEntry, NeighEntry, RouteEntry
+from evpn.codec.evpn_nlri import IPAddress, IPNetwork, IpPrefixRoute, MacIpRoute
+from evpn.dataplane_state import (
+    DataplaneEntry,
+    FdbEntry,
+    NeighEntry,
+    fdb_entry,
+    neigh_entry,
+    route_entry,
+)
 from evpn.desired import DeltaJournal
+from evpn.fast_ip import host_prefix, prefix_key
 from evpn.mac import MacAddress
 from evpn.rib import Path, PathSet, pathset_add, pathset_best, pathset_remove
 
@@ -28,15 +41,38 @@ class IpVrfSink(Protocol):
     def journal(self) -> DeltaJournal: ...
 
 
-class PrefixState:
-    __slots__ = ("local", "remotes", "route", "vtep")
+def path_prefix(path: Path) -> IPNetwork:
+    """The prefix a path imported into an IP-VRF stands for: a type-5 prefix or a type-2 host route."""
+    route = path.route
+    if isinstance(route, MacIpRoute):
+        assert route.ip is not None
+        return host_prefix(route.ip)
+    assert isinstance(route, IpPrefixRoute)
+    return route.prefix
 
-    def __init__(self) -> None:
+
+class PrefixState:
+    """One prefix: local sources, remote candidates and where it is installed."""
+
+    __slots__ = ("local", "prefix", "remotes", "rmac", "vtep")
+
+    def __init__(self, prefix: IPNetwork) -> None:
+        self.prefix = prefix
         self.local = 0
         self.remotes: PathSet = None
-        self.route: RouteEntry | None = None
-        self.vtep: VtepEntries | None = None
-        """The Router's MAC FDB entry and VTEP neighbour (shared by every prefix behind that VTEP)."""
+        self.vtep: IPAddress | None = None
+        """The VTEP of the installed route, if any."""
+        self.rmac: MacAddress | None = None
+        """The Router's MAC of the installed route (its VTEP entries, shared by every prefix behind it)."""
+
+    @classmethod
+    def of_path(cls, path: Path, rmac: MacAddress) -> PrefixState:
+        """What a compact entry stands for: a prefix known only from ``path``, installed toward its VTEP."""
+        st = cls(path_prefix(path))
+        st.remotes = path
+        st.vtep = path.next_hop
+        st.rmac = rmac
+        return st
 
 
 class IpVrf:
@@ -48,7 +84,8 @@ class IpVrf:
         self.vrf = vrf
         self.l3vni = l3vni
         self._sink = sink
-        self.prefixes: dict[IPNetwork, PrefixState] = {}
+        self.prefixes: dict[int, PrefixState | Path] = {}
+        """Keyed by ``prefix_key``; a Path is a compact entry (``PrefixState.of_path``), installed."""
         self._vteps: dict[tuple[int, int, bytes], tuple[VtepEntries, list[int]]] = {}
         self._rmacs: dict[int, tuple[PathAttributes, MacAddress | None]] = {}
 
@@ -63,24 +100,22 @@ class IpVrf:
         self._rmacs[id(attrs)] = (attrs, rmac)
         return rmac
 
-    def _vtep_use(self, vtep: IPAddress, rmac: MacAddress) -> VtepEntries:
-        """The RMAC FDB and VTEP neighbour entries toward ``vtep``, shared by all its prefixes."""
+    def _vtep_use(self, vtep: IPAddress, rmac: MacAddress) -> None:
+        """Count one more prefix toward ``vtep``: its RMAC FDB and VTEP neighbour entries, shared by all."""
         key = (4 if isinstance(vtep, IPv4Address) else 6, int(vtep), rmac.packed)
         hit = self._vteps.get(key)
         if hit is None:
-            entries = (FdbEntry(self.l3vni, rmac, vtep), NeighEntry(self.l3vni, vtep, rmac))
+            entries = (fdb_entry(self.l3vni, rmac, vtep), neigh_entry(self.l3vni, vtep, rmac))
             self._vteps[key] = (entries, [1])
             desired = self._sink.journal
             desired.add(entries[0])
             desired.add(entries[1])
-            return entries
+            return
         hit[1][0] += 1
-        return hit[0]
 
-    def _vtep_release(self, entries: VtepEntries) -> None:
-        vtep = entries[0].vtep
-        key = (vtep.version, int(vtep), entries[0].mac.packed)
-        _, count = self._vteps[key]
+    def _vtep_release(self, vtep: IPAddress, rmac: MacAddress) -> None:
+        key = (4 if isinstance(vtep, IPv4Address) else 6, int(vtep), rmac.packed)
+        entries, count = self._vteps[key]
         count[0] -= 1
         if count[0] == 0:
             del self._vteps[key]
@@ -88,76 +123,105 @@ class IpVrf:
             desired.remove(entries[0])
             desired.remove(entries[1])
 
+    def _expand(self, key: int, path: Path) -> PrefixState:
+        rmac = self._router_mac(path.attrs)
+        assert rmac is not None
+        st = self.prefixes[key] = PrefixState.of_path(path, rmac)
+        return st
+
     def entries(self) -> list[DataplaneEntry]:
-        """Every dataplane entry this VRF wants installed."""
-        out: list[DataplaneEntry] = [st.route for st in self.prefixes.values() if st.route is not None]
+        """Every dataplane entry this VRF wants installed (route entries built anew from the state)."""
+        vrf, l3vni = self.vrf, self.l3vni
+        out: list[DataplaneEntry] = []
+        for held in self.prefixes.values():
+            if isinstance(held, PrefixState):
+                if held.vtep is not None:
+                    out.append(route_entry(vrf, l3vni, held.prefix, held.vtep))
+            else:
+                out.append(route_entry(vrf, l3vni, path_prefix(held), held.next_hop))
         for (fdb, neigh), _ in self._vteps.values():
             out.append(fdb)
             out.append(neigh)
         return out
 
+    def route_vteps(self) -> set[IPAddress]:
+        """The VTEPs this VRF's routes are installed toward."""
+        vteps: set[IPAddress] = set()
+        for held in self.prefixes.values():
+            vtep = held.vtep if isinstance(held, PrefixState) else held.next_hop
+            if vtep is not None:
+                vteps.add(vtep)
+        return vteps
+
     def rebind(self, sink: IpVrfSink) -> None:
         self._sink = sink
 
-    def remote(self, prefix: IPNetwork, old: Path | None, new: Path | None) -> None:
-        """A candidate for ``prefix`` changed (``new`` must carry a Router's MAC)."""
-        if new is None:
-            found = self.prefixes.get(prefix)
-            if found is None:
+    def remote(self, key: int, old: Path | None, new: Path | None) -> None:
+        """A candidate for the prefix of ``key`` (``prefix_key``) changed (``new`` must carry a Router's
+        MAC)."""
+        prefixes = self.prefixes
+        held = prefixes.get(key)
+        if held is None:
+            if new is None:
                 return
-            st = found
-        else:
-            # one lookup (hashing an ``ipaddress`` network is a Python-level call): setdefault
-            fresh = PrefixState()
-            st = self.prefixes.setdefault(prefix, fresh)
-            if st is fresh:
+            rmac = self._router_mac(new.attrs)
+            if rmac is not None:
                 # fast path, same outcome as _refresh: a new prefix with one remote candidate, not local
-                st.remotes = new
-                rmac = self._router_mac(new.attrs)
-                if rmac is not None:
-                    vtep = new.next_hop
-                    st.vtep = self._vtep_use(vtep, rmac)
-                    route = st.route = RouteEntry(self.vrf, self.l3vni, prefix, vtep)
-                    self._sink.journal.add(route)
+                prefixes[key] = new
+                vtep = new.next_hop
+                self._vtep_use(vtep, rmac)
+                self._sink.journal.add(route_entry(self.vrf, self.l3vni, path_prefix(new), vtep))
                 return
+            st = prefixes[key] = PrefixState(path_prefix(new))
+        elif held is old and old is not None and new is None:
+            # fast path on a compact entry: its only candidate is gone
+            del prefixes[key]
+            vtep = old.next_hop
+            self._sink.journal.remove(route_entry(self.vrf, self.l3vni, path_prefix(old), vtep))
+            rmac = self._router_mac(old.attrs)
+            assert rmac is not None
+            self._vtep_release(vtep, rmac)
+            return
+        else:
+            st = held if isinstance(held, PrefixState) else self._expand(key, held)
         if old is not None:
             st.remotes = pathset_remove(st.remotes, old)
         if new is not None:
             st.remotes = pathset_add(st.remotes, new)
-        self._refresh(prefix, st)
+        self._refresh(key, st)
 
     def set_local(self, prefix: IPNetwork, on: bool) -> None:
         """We originate or host ``prefix`` ourselves (counted: several sources may)."""
-        st = self.prefixes.get(prefix)
-        if st is None:
+        key = prefix_key(prefix)
+        held = self.prefixes.get(key)
+        if held is None:
             if not on:
                 return
-            st = self.prefixes[prefix] = PrefixState()
+            st = self.prefixes[key] = PrefixState(prefix)
+        else:
+            st = held if isinstance(held, PrefixState) else self._expand(key, held)
         st.local += 1 if on else -1
-        self._refresh(prefix, st)
+        self._refresh(key, st)
 
-    def _refresh(self, prefix: IPNetwork, st: PrefixState) -> None:
-        route: RouteEntry | None = None
-        vtep_entries: VtepEntries | None = None
+    def _refresh(self, key: int, st: PrefixState) -> None:
+        vtep: IPAddress | None = None
+        rmac: MacAddress | None = None
         best = pathset_best(st.remotes)
         if best is not None and st.local <= 0:
             rmac = self._router_mac(best.attrs)
-            vtep = best.next_hop
-            cur = st.vtep
-            if cur is not None and cur[0].vtep == vtep and cur[0].mac == rmac:
-                return
             if rmac is not None:
-                vtep_entries = self._vtep_use(vtep, rmac)
-                route = RouteEntry(self.vrf, self.l3vni, prefix, vtep)
-        if route is not None or st.route is not None:
+                vtep = best.next_hop
+        if vtep != st.vtep or rmac != st.rmac:
             journal = self._sink.journal
-            if route is not None:
-                journal.add(route)
-            if st.route is not None:
-                journal.remove(st.route)
+            if vtep is not None:
+                assert rmac is not None
+                self._vtep_use(vtep, rmac)
+                journal.add(route_entry(self.vrf, self.l3vni, st.prefix, vtep))
             if st.vtep is not None:
-                self._vtep_release(st.vtep)
-            st.route = route
-            st.vtep = vtep_entries
-        if route is None and st.local <= 0 and st.remotes is None:
-            del self.prefixes[prefix]
+                journal.remove(route_entry(self.vrf, self.l3vni, st.prefix, st.vtep))
+                assert st.rmac is not None
+                self._vtep_release(st.vtep, st.rmac)
+            st.vtep = vtep
+            st.rmac = rmac if vtep is not None else None
+        if st.vtep is None and st.local <= 0 and st.remotes is None:
+            del self.prefixes[key]

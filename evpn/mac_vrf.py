@@ -14,18 +14,23 @@ Rules (RFC 7432 §15, FRR ``zebra_evpn_mac.c``):
   is also pinned where it is (new locations are ignored) until ``freeze_time`` passes (never if unset).
   Without freeze, the duplicate flag clears ``window`` seconds after detection.
 - Remote MAC+IP routes give neighbour entries (ARP/ND suppression) unless the IP is local.
+
+Memory: most MACs and IPs are known from one remote route only. Such a MAC (or IP) is held as that route's
+``Path`` itself, not a state object (``MacState.of_path``, ``IpState.of_path`` expand it when anything else
+happens to it), and installed entries are rebuilt from the state when they are removed: per received route
+the garbage collector then tracks no object of the MAC-VRF's own.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
 from typing import NamedTuple, Protocol
 
 from evpn.codec.evpn_nlri import InclusiveMulticastRoute, IPAddress, MacIpRoute
 from evpn.codec.pmsi import PmsiTunnelType
 from evpn.config import DuplicateDetection
-from evpn.dataplane_state import DataplaneEntry, FdbEntry, FloodEntry, NeighEntry
+from evpn.dataplane_state import DataplaneEntry, FloodEntry, fdb_entry, neigh_entry
 from evpn.desired import DeltaJournal
+from evpn.fast_ip import ip_key
 from evpn.mac import MacAddress
 from evpn.notices import (
     MacDuplicate,
@@ -51,10 +56,7 @@ LOCAL = "local"
 
 Location = IPAddress | str | None
 
-
-def ip_key(ip: IPAddress) -> int:
-    """A dict key for an address: its integer, IPv6 ones above the IPv4 range."""
-    return int(ip) if isinstance(ip, IPv4Address) else int(ip) | 1 << 128
+__all__ = ["LOCAL", "Advert", "DadState", "IpState", "Location", "MacState", "MacVrf", "MacVrfSink", "ip_key"]
 
 
 class Advert(NamedTuple):
@@ -86,7 +88,6 @@ class MacState:
     __slots__ = (
         "advert",
         "dad",
-        "fdb",
         "ips",
         "loc",
         "loc_seq",
@@ -104,12 +105,27 @@ class MacState:
         self.seq = 0
         self.ips: set[IPAddress] | None = None
         self.remotes: PathSet = None
-        self.fdb: FdbEntry | None = None
         self.loc: Location = None
+        """LOCAL, the VTEP the MAC is installed toward (its FDB entry), or None."""
         self.loc_seq = 0
         self.advert: Advert | None = None
         self.dad: DadState | None = None
         """Duplicate-detection counters, created at the first move (most MACs never move)."""
+
+    @classmethod
+    def of_path(cls, path: Path) -> MacState:
+        """What a compact entry stands for: a MAC known only from ``path``, installed toward its VTEP."""
+        st = cls(_route(path).mac)
+        st.remotes = path
+        st.loc = path.next_hop
+        st.loc_seq = -path.rank[1]
+        return st
+
+    @property
+    def vtep(self) -> IPAddress | None:
+        """The VTEP of the installed FDB entry (the location, when remote)."""
+        loc = self.loc
+        return None if loc is None or isinstance(loc, str) else loc
 
     @property
     def dup(self) -> bool:
@@ -139,12 +155,30 @@ class DadState:
 class IpState:
     """One IP of the VNI: the local MAC it is bound to, remote MAC+IP paths, the installed neighbour."""
 
-    __slots__ = ("local_mac", "neigh", "remotes")
+    __slots__ = ("ip", "local_mac", "neigh", "remotes")
 
-    def __init__(self) -> None:
+    def __init__(self, ip: IPAddress) -> None:
+        self.ip = ip
         self.local_mac: MacAddress | None = None
         self.remotes: PathSet = None
-        self.neigh: NeighEntry | None = None
+        self.neigh: MacAddress | None = None
+        """The MAC of the installed neighbour entry, if any."""
+
+    @classmethod
+    def of_path(cls, path: Path) -> IpState:
+        """What a compact entry stands for: an IP known only from ``path``, its neighbour installed."""
+        route = _route(path)
+        assert route.ip is not None
+        ist = cls(route.ip)
+        ist.remotes = path
+        ist.neigh = route.mac
+        return ist
+
+
+def _route(path: Path) -> MacIpRoute:
+    route = path.route
+    assert isinstance(route, MacIpRoute)
+    return route
 
 
 class MacVrf:
@@ -177,16 +211,34 @@ class MacVrf:
         self._dad = dad
         self._sink = sink
         self._ignored = ignored_macs
-        self.macs: dict[bytes, MacState] = {}
-        """Keyed by the MAC's 6 bytes (their hash is cached; a MacAddress hashes through Python code)."""
-        self.ips: dict[int, IpState] = {}
-        """Keyed by ``ip_key(ip)`` (an int: hashing an ipaddress object formats a string)."""
+        self.macs: dict[bytes, MacState | Path] = {}
+        """Keyed by the MAC's 6 bytes (their hash is cached; a MacAddress hashes through Python code); a
+        Path is a compact entry (``MacState.of_path``)."""
+        self.ips: dict[int, IpState | Path] = {}
+        """Keyed by ``ip_key(ip)`` (an int: hashing an ipaddress object formats a string); a Path is a
+        compact entry (``IpState.of_path``)."""
         self._floods: dict[RouteKey, FloodEntry] = {}
         self._flood_refs: dict[FloodEntry, int] = {}
 
     def rebind(self, sink: MacVrfSink) -> None:
         """Report to another sink (the core adopting this VRF after a reconfigure)."""
         self._sink = sink
+
+    def _state(self, packed: bytes) -> MacState | None:
+        """The state of a MAC, a compact entry expanded (and stored) first."""
+        held = self.macs.get(packed)
+        if held is None or isinstance(held, MacState):
+            return held
+        st = self.macs[packed] = MacState.of_path(held)
+        return st
+
+    def _ip_state(self, key: int) -> IpState | None:
+        """The state of an IP, a compact entry expanded (and stored) first."""
+        held = self.ips.get(key)
+        if held is None or isinstance(held, IpState):
+            return held
+        ist = self.ips[key] = IpState.of_path(held)
+        return ist
 
     # ---- local learning -------------------------------------------------------------------------------
 
@@ -197,7 +249,7 @@ class MacVrf:
         Our own anycast gateway MAC is not a host: it is only advertised by ``advertise_gateway``."""
         if mac.packed in self._ignored:
             return
-        st = self.macs.get(mac.packed)
+        st = self._state(mac.packed)
         if st is None:
             st = self.macs[mac.packed] = MacState(mac)
         if restore_seq is not None:
@@ -225,7 +277,7 @@ class MacVrf:
 
     def age(self, mac: MacAddress, now: float) -> None:
         st = self.macs.get(mac.packed)
-        if st is None or not st.local:
+        if not isinstance(st, MacState) or not st.local:
             return
         st.local = False
         st.sticky = False
@@ -233,15 +285,16 @@ class MacVrf:
 
     def neigh_learned(self, ip: IPAddress, mac: MacAddress, now: float) -> None:
         """A local IP-to-MAC binding: a MAC+IP route while the MAC is local (RFC 7432 §7.2)."""
-        ist = self.ips.get(ip_key(ip))
+        key = ip_key(ip)
+        ist = self._ip_state(key)
         if ist is None:
-            ist = self.ips[ip_key(ip)] = IpState()
+            ist = self.ips[key] = IpState(ip)
         if ist.local_mac == mac:
             return
         if ist.local_mac is not None:
             self._unbind(ip, ist)
         ist.local_mac = mac
-        st = self.macs.get(mac.packed)
+        st = self._state(mac.packed)
         if st is None:
             st = self.macs[mac.packed] = MacState(mac)
         if st.ips is None:
@@ -254,7 +307,7 @@ class MacVrf:
 
     def neigh_removed(self, ip: IPAddress, now: float) -> None:
         ist = self.ips.get(ip_key(ip))
-        if ist is None or ist.local_mac is None:
+        if not isinstance(ist, IpState) or ist.local_mac is None:
             return
         self._unbind(ip, ist)
         self._refresh_ip(ip, ist)
@@ -265,7 +318,7 @@ class MacVrf:
         if mac is None:
             return
         st = self.macs.get(mac.packed)
-        if st is None or st.ips is None:
+        if not isinstance(st, MacState) or st.ips is None:
             return
         st.ips.discard(ip)
         if not st.ips:
@@ -289,23 +342,24 @@ class MacVrf:
         packed = mac.packed
         if packed in self._ignored:
             return
-        st = self.macs.get(packed)
-        if st is None:
+        macs = self.macs
+        held = macs.get(packed)
+        if held is None:
             if new is None:
                 return
             # fast path, same outcome as _resolve: a MAC seen for the first time goes where it is announced
-            st = self.macs[packed] = MacState(mac)
-            st.remotes = new
-            st.loc = vtep = new.next_hop
-            st.loc_seq = -new.rank[1]
-            st.fdb = FdbEntry(self.vni, mac, vtep)
-            self._sink.journal.add(st.fdb)
-        elif new is None and st.remotes is old and not (st.local or st.ips or st.dup or st.frozen):
-            # fast path: the only remote route of a non-local MAC is gone
-            if st.fdb is not None:
-                self._sink.journal.remove(st.fdb)
-            del self.macs[packed]
+            macs[packed] = new
+            self._sink.journal.add(fdb_entry(self.vni, mac, new.next_hop))
+        elif held is old and old is not None and (new is None or new.next_hop == old.next_hop):
+            # fast paths on a compact entry: its route is gone, or replaced toward the same VTEP
+            if new is None:
+                del macs[packed]
+                self._sink.journal.remove(fdb_entry(self.vni, mac, old.next_hop))
+            else:
+                macs[packed] = new
         else:
+            st = held if isinstance(held, MacState) else self._state(packed)
+            assert st is not None
             if old is not None:
                 st.remotes = pathset_remove(st.remotes, old)
             if new is not None:
@@ -315,17 +369,25 @@ class MacVrf:
             self._resolve(mac, st, now)
         ip = route.ip
         if ip is not None:
-            ikey = int(ip) if isinstance(ip, IPv4Address) else int(ip) | 1 << 128  # ip_key, inlined
-            ist = self.ips.get(ikey)
-            if ist is None:
+            ikey = ip_key(ip)
+            ips = self.ips
+            iheld = ips.get(ikey)
+            if iheld is None:
                 if new is None:
                     return
                 # fast path, same outcome as _refresh_ip: a new IP, not local, one remote binding
-                ist = self.ips[ikey] = IpState()
-                ist.remotes = new
-                ist.neigh = NeighEntry(self.vni, ip, mac)
-                self._sink.journal.add(ist.neigh)
+                ips[ikey] = new
+                self._sink.journal.add(neigh_entry(self.vni, ip, mac))
                 return
+            if iheld is old:  # a compact entry: same route key, so the same MAC
+                if new is None:
+                    del ips[ikey]
+                    self._sink.journal.remove(neigh_entry(self.vni, ip, mac))
+                else:
+                    ips[ikey] = new
+                return
+            ist = iheld if isinstance(iheld, IpState) else self._ip_state(ikey)
+            assert ist is not None
             if old is not None:
                 ist.remotes = pathset_remove(ist.remotes, old)
             if new is not None:
@@ -369,8 +431,10 @@ class MacVrf:
     def adopt_duplicate_state(self, old: MacVrf) -> None:
         """Carry duplicate-detection state over from the VRF this one replaces (reconfiguration)."""
         for key, ost in old.macs.items():
-            st = self.macs.get(key)
-            if st is None or ost.dad is None:
+            if not isinstance(ost, MacState) or ost.dad is None:
+                continue
+            st = self._state(key)
+            if st is None:
                 continue
             st.dad = ost.dad
             if st.dad.dup and st.dad.until is not None:
@@ -382,7 +446,7 @@ class MacVrf:
     def expire(self, mac: MacAddress, now: float, force: bool = False) -> None:
         """Duplicate/freeze timer of ``mac`` (or a manual clear when ``force``)."""
         st = self.macs.get(mac.packed)
-        if st is None or st.dad is None or not st.dad.dup:
+        if not isinstance(st, MacState) or st.dad is None or not st.dad.dup:
             return
         if not force and (st.dad.until is None or st.dad.until > now):
             return
@@ -425,24 +489,21 @@ class MacVrf:
                 new = None
                 new_seq = 0
         # dataplane: one FDB entry for a remote location
-        new_vtep = None if new is None or new is LOCAL else new
-        old_fdb = st.fdb
-        if old_fdb is None or old_fdb.vtep != new_vtep:
+        new_vtep = None if new is None or isinstance(new, str) else new
+        old_vtep = st.vtep
+        if old_vtep != new_vtep:
             desired = self._sink.journal
             if new_vtep is not None:
-                st.fdb = FdbEntry(self.vni, mac, new_vtep)  # type: ignore[arg-type]
-                desired.add(st.fdb)
-            else:
-                st.fdb = None
-            if old_fdb is not None:
-                desired.remove(old_fdb)
+                desired.add(fdb_entry(self.vni, mac, new_vtep))
+            if old_vtep is not None:
+                desired.remove(fdb_entry(self.vni, st.mac, old_vtep))
         if prev is not None and new is not None and prev != new and new_seq >= st.loc_seq and not st.frozen:
             self._sink.notice(
                 MacMoved(
                     self.vni,
                     mac,
-                    None if prev is LOCAL else prev,  # type: ignore[arg-type]
-                    new_vtep,  # type: ignore[arg-type]
+                    old_vtep,
+                    new_vtep,
                     new_seq,
                 )
             )
@@ -459,10 +520,13 @@ class MacVrf:
                 # the host moved away: its addresses went with it
                 st.ips = None
                 for ip in ips:
-                    ist = self.ips[ip_key(ip)]
+                    ist = self._ip_state(ip_key(ip))
+                    assert ist is not None
                     ist.local_mac = None
             for ip in ips:
-                self._refresh_ip(ip, self.ips[ip_key(ip)])
+                ist = self._ip_state(ip_key(ip))
+                assert ist is not None
+                self._refresh_ip(ip, ist)
         self._refresh_advert(mac, st)
         if st.is_empty():
             del self.macs[mac.packed]
@@ -505,43 +569,68 @@ class MacVrf:
         if ist.local_mac is None:
             return False
         st = self.macs.get(ist.local_mac.packed)
-        return st is not None and st.loc is LOCAL
+        return isinstance(st, MacState) and st.loc is LOCAL
 
     def _refresh_ip(self, ip: IPAddress, ist: IpState) -> None:
-        entry: NeighEntry | None = None
+        neigh: MacAddress | None = None
+        old = ist.neigh
         if ist.remotes is not None and not self._ip_is_local(ist):
             best = pathset_best(ist.remotes)
             assert best is not None
-            route = best.route
-            assert isinstance(route, MacIpRoute)
-            old = ist.neigh
-            if old is not None and old.mac == route.mac:
+            neigh = _route(best).mac
+            if old is not None and old == neigh:
                 return
-            entry = NeighEntry(self.vni, ip, route.mac)
-        old = ist.neigh
-        if old != entry:
+        if old != neigh:
             desired = self._sink.journal
-            if entry is not None:
-                desired.add(entry)
+            if neigh is not None:
+                desired.add(neigh_entry(self.vni, ip, neigh))
             if old is not None:
-                desired.remove(old)
-            ist.neigh = entry
-        if entry is None and ist.local_mac is None and ist.remotes is None:
+                desired.remove(neigh_entry(self.vni, ip, old))
+            ist.neigh = neigh
+        if neigh is None and ist.local_mac is None and ist.remotes is None:
             del self.ips[ip_key(ip)]
 
     def entries(self) -> list[DataplaneEntry]:
-        """Every dataplane entry this VRF wants installed."""
-        out: list[DataplaneEntry] = [st.fdb for st in self.macs.values() if st.fdb is not None]
-        out.extend(ist.neigh for ist in self.ips.values() if ist.neigh is not None)
+        """Every dataplane entry this VRF wants installed (built anew from the state)."""
+        vni = self.vni
+        out: list[DataplaneEntry] = []
+        for held in self.macs.values():
+            if isinstance(held, MacState):
+                vtep = held.vtep
+                if vtep is not None:
+                    out.append(fdb_entry(vni, held.mac, vtep))
+            else:
+                out.append(fdb_entry(vni, _route(held).mac, held.next_hop))
+        for iheld in self.ips.values():
+            if isinstance(iheld, IpState):
+                if iheld.neigh is not None:
+                    out.append(neigh_entry(vni, iheld.ip, iheld.neigh))
+            else:
+                route = _route(iheld)
+                assert route.ip is not None
+                out.append(neigh_entry(vni, route.ip, route.mac))
         out.extend(self._flood_refs)
         return out
 
     # ---- read model -----------------------------------------------------------------------------------
+
+    def states(self) -> list[MacState]:
+        """The state of every MAC, compact entries expanded into new (unstored) MacStates: a read model."""
+        return [held if isinstance(held, MacState) else MacState.of_path(held) for held in self.macs.values()]
+
+    def fdb_vteps(self) -> set[IPAddress]:
+        """The VTEPs this VRF's MACs are installed toward."""
+        vteps: set[IPAddress] = set()
+        for held in self.macs.values():
+            vtep = held.vtep if isinstance(held, MacState) else held.next_hop
+            if vtep is not None:
+                vteps.add(vtep)
+        return vteps
 
     def local_macs(self) -> list[tuple[MacAddress, int, bool, tuple[IPAddress, ...]]]:
         """Local MACs (location local) with seq, sticky, IPs: used to carry state across a reconfigure."""
         return [
             (st.mac, st.seq, st.sticky, tuple(st.ips or ()))
             for st in self.macs.values()
-            if st.loc is LOCAL or (st.local and st.frozen)
+            if isinstance(st, MacState) and (st.loc is LOCAL or (st.local and st.frozen))
         ]

@@ -84,17 +84,18 @@ class NextHopRow:
 
 def build_mac_table(vrf: MacVrf) -> MacTable:
     rows = []
-    for st in vrf.macs.values():
+    for st in vrf.states():
         kind = "local" if st.loc is LOCAL else "remote" if st.loc is not None else "none"
         remote_seq = max((p.sequence for p in pathset_iter(st.remotes)), default=0)
+        vtep = st.vtep
         rows.append(
             MacRow(
                 st.mac,
                 kind,
-                st.fdb.vtep if st.fdb is not None else None,
+                vtep,
                 st.seq,
                 remote_seq,
-                st.sticky or any(p.sticky for p in pathset_iter(st.remotes) if st.fdb and p.next_hop == st.fdb.vtep),
+                st.sticky or any(p.sticky for p in pathset_iter(st.remotes) if vtep is not None and p.next_hop == vtep),
                 st.dup,
                 st.frozen,
                 tuple(sorted(st.ips or (), key=str)),
@@ -111,7 +112,7 @@ def build_vni_table(
     for l2 in config.l2vnis:
         ids = orig.l2_ids[l2.vni]
         vrf = mac_vrfs[l2.vni]
-        vteps = {st.fdb.vtep for st in vrf.macs.values() if st.fdb is not None}
+        vteps = vrf.fdb_vteps()
         rows.append(
             VniRow(
                 l2.vni,
@@ -128,7 +129,7 @@ def build_vni_table(
     for l3 in config.l3vnis:
         ids = orig.l3_ids[l3.vni]
         ivrf = ip_vrfs[l3.vni]
-        vteps = {st.route.vtep for st in ivrf.prefixes.values() if st.route is not None}
+        vteps = ivrf.route_vteps()
         rows.append(
             VniRow(
                 l3.vni,
