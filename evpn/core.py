@@ -589,11 +589,15 @@ class EvpnCore:
             if before is None and after is not None:  # fast path: a new route (same as _import_l2/_l3)
                 vrfs = self.mac_vrfs
                 for vni in after.l2:
-                    vrfs[vni].remote(None, after, now)
-                if after.l3:
-                    self._import_l3(None, after)
+                    vrfs[vni].remote(None, after, now, key)
+                if after.l3 and key[4]:  # a host route (RFC 9135): fast_ip.host_key from the key's IP
+                    ipi: int = key[5]  # type: ignore[assignment]
+                    pkey = ipi << 8 | 32 if key[4] == 4 else (ipi | 1 << 128) << 8 | 128
+                    ip_vrfs = self.ip_vrfs
+                    for vni in after.l3:
+                        ip_vrfs[vni].remote(pkey, None, after)
             else:
-                self._import_l2(before, after, now)
+                self._import_l2(key, before, after, now)
                 if (before is not None and before.l3) or (after is not None and after.l3):
                     self._import_l3(before, after)
         elif kind == 3:
@@ -608,23 +612,25 @@ class EvpnCore:
         if export:
             self._export(key)
 
-    def _import_l2(self, before: Path | None, after: Path | None, now: float) -> None:
+    def _import_l2(self, key: RouteKey, before: Path | None, after: Path | None, now: float) -> None:
         vrfs = self.mac_vrfs
         if before is None:
             assert after is not None
             for vni in after.l2:
-                vrfs[vni].remote(None, after, now)
+                vrfs[vni].remote(None, after, now, key)
             return
         if after is None:
             for vni in before.l2:
-                vrfs[vni].remote(before, None, now)
+                vrfs[vni].remote(before, None, now, key)
             return
         if before.l2 == after.l2:
             for vni in after.l2:
-                vrfs[vni].remote(before, after, now)
+                vrfs[vni].remote(before, after, now, key)
             return
         for vni in {*before.l2, *after.l2}:
-            vrfs[vni].remote(before if vni in before.l2 else None, after if vni in after.l2 else None, now)
+            vrfs[vni].remote(
+                before if vni in before.l2 else None, after if vni in after.l2 else None, now, key
+            )
 
     @staticmethod
     def _l3_prefix(path: Path | None) -> int | None:

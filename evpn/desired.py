@@ -10,35 +10,37 @@ list, and entries are hashed only when one call both adds and removes (to fold t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from evpn.dataplane_state import DataplaneDelta, DataplaneEntry
 
 
 class DeltaJournal:
     """Adds and removes since the last ``take_delta``."""
 
-    __slots__ = ("_adds", "_removes")
+    __slots__ = ("_adds", "_removes", "add", "remove")
 
     def __init__(self) -> None:
         self._adds: list[DataplaneEntry] = []
         self._removes: list[DataplaneEntry] = []
-
-    def add(self, entry: DataplaneEntry) -> None:
-        self._adds.append(entry)
-
-    def remove(self, entry: DataplaneEntry) -> None:
-        self._removes.append(entry)
+        # the lists' own append methods: recording an entry costs no Python-level call (hot path)
+        self.add: Callable[[DataplaneEntry], None] = self._adds.append
+        """Record an entry installed."""
+        self.remove: Callable[[DataplaneEntry], None] = self._removes.append
+        """Record an entry removed."""
 
     def take_delta(self) -> DataplaneDelta:
         """The net changes since the previous call. For one entry, adds and removes alternate, so the net
         count (adds - removes) is -1, 0 or +1."""
-        adds, removes = self._adds, self._removes
-        if not adds and not removes:
+        if not self._adds and not self._removes:
             return _EMPTY
-        self._adds, self._removes = [], []
+        adds, removes = tuple(self._adds), tuple(self._removes)
+        self._adds.clear()  # in place: ``add`` and ``remove`` are bound to these lists
+        self._removes.clear()
         if not removes:  # the VRFs never add an entry twice without removing it in between
-            return DataplaneDelta(tuple(adds), ())
+            return DataplaneDelta(adds, ())
         if not adds:
-            return DataplaneDelta((), tuple(removes))
+            return DataplaneDelta((), removes)
         net: dict[DataplaneEntry, int] = dict.fromkeys(removes, 0)
         for entry in removes:
             net[entry] -= 1

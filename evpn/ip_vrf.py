@@ -78,7 +78,7 @@ class PrefixState:
 class IpVrf:
     """The IP-VRF of one L3VNI."""
 
-    __slots__ = ("_rmacs", "_sink", "_vteps", "l3vni", "prefixes", "vrf")
+    __slots__ = ("_last", "_rmacs", "_sink", "_vteps", "l3vni", "prefixes", "vrf")
 
     def __init__(self, vrf: str, l3vni: int, sink: IpVrfSink) -> None:
         self.vrf = vrf
@@ -88,6 +88,9 @@ class IpVrf:
         """Keyed by ``prefix_key``; a Path is a compact entry (``PrefixState.of_path``), installed."""
         self._vteps: dict[tuple[int, int, bytes], tuple[VtepEntries, list[int]]] = {}
         self._rmacs: dict[int, tuple[PathAttributes, MacAddress | None]] = {}
+        self._last: tuple[PathAttributes, IPAddress, list[int]] | None = None
+        """Attributes and next hop of the last new prefix, with the use count of their VTEP entries: the
+        routes of one UPDATE share both objects."""
 
     def _router_mac(self, attrs: PathAttributes) -> MacAddress | None:
         """Router's MAC of a path, cached per attribute object (shared by the routes of an UPDATE)."""
@@ -100,18 +103,22 @@ class IpVrf:
         self._rmacs[id(attrs)] = (attrs, rmac)
         return rmac
 
-    def _vtep_use(self, vtep: IPAddress, rmac: MacAddress) -> None:
-        """Count one more prefix toward ``vtep``: its RMAC FDB and VTEP neighbour entries, shared by all."""
+    def _vtep_use(self, vtep: IPAddress, rmac: MacAddress) -> list[int]:
+        """Count one more prefix toward ``vtep``: its RMAC FDB and VTEP neighbour entries, shared by all.
+        Returns the use count (a one-element list)."""
         key = (4 if isinstance(vtep, IPv4Address) else 6, int(vtep), rmac.packed)
         hit = self._vteps.get(key)
         if hit is None:
             entries = (fdb_entry(self.l3vni, rmac, vtep), neigh_entry(self.l3vni, vtep, rmac))
-            self._vteps[key] = (entries, [1])
+            count = [1]
+            self._vteps[key] = (entries, count)
             desired = self._sink.journal
             desired.add(entries[0])
             desired.add(entries[1])
-            return
-        hit[1][0] += 1
+            return count
+        count = hit[1]
+        count[0] += 1
+        return count
 
     def _vtep_release(self, vtep: IPAddress, rmac: MacAddress) -> None:
         key = (4 if isinstance(vtep, IPv4Address) else 6, int(vtep), rmac.packed)
@@ -119,6 +126,7 @@ class IpVrf:
         count[0] -= 1
         if count[0] == 0:
             del self._vteps[key]
+            self._last = None
             desired = self._sink.journal
             desired.remove(entries[0])
             desired.remove(entries[1])
@@ -164,13 +172,23 @@ class IpVrf:
         if held is None:
             if new is None:
                 return
-            rmac = self._router_mac(new.attrs)
-            if rmac is not None:
+            attrs, vtep = new.attrs, new.next_hop
+            last = self._last
+            if last is not None and last[0] is attrs and last[1] is vtep:
+                last[2][0] += 1  # _vtep_use, for the routes of one UPDATE after the first
+                installed = True
+            else:
+                rmac = self._router_mac(attrs)
+                installed = rmac is not None
+                if rmac is not None:
+                    self._last = (attrs, vtep, self._vtep_use(vtep, rmac))
+            if installed:
                 # fast path, same outcome as _refresh: a new prefix with one remote candidate, not local
                 prefixes[key] = new
-                vtep = new.next_hop
-                self._vtep_use(vtep, rmac)
-                self._sink.journal.add(route_entry(self.vrf, self.l3vni, path_prefix(new), vtep))
+                route = new.route
+                ip = route.ip if type(route) is MacIpRoute else None
+                prefix = host_prefix(ip) if ip is not None else path_prefix(new)
+                self._sink.journal.add(route_entry(self.vrf, self.l3vni, prefix, vtep))
                 return
             st = prefixes[key] = PrefixState(path_prefix(new))
         elif held is old and old is not None and new is None:

@@ -331,8 +331,9 @@ class MacVrf:
 
     # ---- remote routes --------------------------------------------------------------------------------
 
-    def remote(self, old: Path | None, new: Path | None, now: float) -> None:
-        """The best path of one type-2 route key changed from ``old`` to ``new`` (either may be None)."""
+    def remote(self, old: Path | None, new: Path | None, now: float, key: RouteKey) -> None:
+        """The best path of the type-2 route key ``key`` (``evpn.rib.route_key``) changed from ``old`` to
+        ``new`` (either may be None)."""
         ref = new if new is not None else old
         if ref is None:
             return
@@ -369,7 +370,8 @@ class MacVrf:
             self._resolve(mac, st, now)
         ip = route.ip
         if ip is not None:
-            ikey = ip_key(ip)
+            ipi: int = key[5]  # type: ignore[assignment]
+            ikey = ipi if key[4] == 4 else ipi | 1 << 128  # ip_key(ip), from the int the route key holds
             ips = self.ips
             iheld = ips.get(ikey)
             if iheld is None:
