@@ -586,16 +586,18 @@ class EvpnCore:
     ) -> None:
         kind = key[0]
         if kind == 2:
-            if before is None and after is not None:  # fast path: a new route (same as _import_l2/_l3)
+            if before is None or after is None:  # fast path: a new or a gone route (as _import_l2/_l3)
+                path = after if before is None else before
+                assert path is not None
                 vrfs = self.mac_vrfs
-                for vni in after.l2:
-                    vrfs[vni].remote(None, after, now, key)
-                if after.l3 and key[4]:  # a host route (RFC 9135): fast_ip.host_key from the key's IP
+                for vni in path.l2:
+                    vrfs[vni].remote(before, after, now, key)
+                if path.l3 and key[4]:  # a host route (RFC 9135): fast_ip.host_key from the key's IP
                     ipi: int = key[5]  # type: ignore[assignment]
                     pkey = ipi << 8 | 32 if key[4] == 4 else (ipi | 1 << 128) << 8 | 128
                     ip_vrfs = self.ip_vrfs
-                    for vni in after.l3:
-                        ip_vrfs[vni].remote(pkey, None, after)
+                    for vni in path.l3:
+                        ip_vrfs[vni].remote(pkey, before, after)
             else:
                 self._import_l2(key, before, after, now)
                 if (before is not None and before.l3) or (after is not None and after.l3):

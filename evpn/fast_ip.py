@@ -16,18 +16,24 @@ from typing import Any
 from evpn.codec.evpn_nlri import IPAddress, IPNetwork
 from evpn.dataplane_state import host_route
 
-_V4_MASK = ipaddress.IPv4Network._make_netmask(32)  # type: ignore[attr-defined]
-_V6_MASK = ipaddress.IPv6Network._make_netmask(128)  # type: ignore[attr-defined]
+_V4_NETMASK, _ = ipaddress.IPv4Network._make_netmask(32)  # type: ignore[attr-defined]
+_V6_NETMASK, _ = ipaddress.IPv6Network._make_netmask(128)  # type: ignore[attr-defined]
+_V4 = ipaddress.IPv4Address
+_V4_NET = ipaddress.IPv4Network
+_V6_NET = ipaddress.IPv6Network
+_new = object.__new__
 
 
 def _fast_host_route(ip: IPAddress) -> IPNetwork:
     net: Any
-    if isinstance(ip, ipaddress.IPv4Address):
-        net = ipaddress.IPv4Network.__new__(ipaddress.IPv4Network)
-        net.netmask, net._prefixlen = _V4_MASK
+    if isinstance(ip, _V4):
+        net = _new(_V4_NET)
+        net.netmask = _V4_NETMASK
+        net._prefixlen = 32
     else:
-        net = ipaddress.IPv6Network.__new__(ipaddress.IPv6Network)
-        net.netmask, net._prefixlen = _V6_MASK
+        net = _new(_V6_NET)
+        net.netmask = _V6_NETMASK
+        net._prefixlen = 128
     net.network_address = ip
     result: IPNetwork = net
     return result

@@ -78,12 +78,14 @@ class PrefixState:
 class IpVrf:
     """The IP-VRF of one L3VNI."""
 
-    __slots__ = ("_last", "_rmacs", "_sink", "_vteps", "l3vni", "prefixes", "vrf")
+    __slots__ = ("_journal", "_last", "_rmacs", "_sink", "_vteps", "l3vni", "prefixes", "vrf")
 
     def __init__(self, vrf: str, l3vni: int, sink: IpVrfSink) -> None:
         self.vrf = vrf
         self.l3vni = l3vni
         self._sink = sink
+        self._journal = sink.journal
+        """The sink's journal (hot path: one lookup less per entry)."""
         self.prefixes: dict[int, PrefixState | Path] = {}
         """Keyed by ``prefix_key``; a Path is a compact entry (``PrefixState.of_path``), installed."""
         self._vteps: dict[tuple[int, int, bytes], tuple[VtepEntries, list[int]]] = {}
@@ -112,7 +114,7 @@ class IpVrf:
             entries = (fdb_entry(self.l3vni, rmac, vtep), neigh_entry(self.l3vni, vtep, rmac))
             count = [1]
             self._vteps[key] = (entries, count)
-            desired = self._sink.journal
+            desired = self._journal
             desired.add(entries[0])
             desired.add(entries[1])
             return count
@@ -120,16 +122,19 @@ class IpVrf:
         count[0] += 1
         return count
 
-    def _vtep_release(self, vtep: IPAddress, rmac: MacAddress) -> None:
+    def _vtep_release(self, vtep: IPAddress, rmac: MacAddress) -> list[int] | None:
+        """Count one prefix less toward ``vtep``; returns the use count, None when the entries are gone."""
         key = (4 if isinstance(vtep, IPv4Address) else 6, int(vtep), rmac.packed)
         entries, count = self._vteps[key]
         count[0] -= 1
-        if count[0] == 0:
-            del self._vteps[key]
-            self._last = None
-            desired = self._sink.journal
-            desired.remove(entries[0])
-            desired.remove(entries[1])
+        if count[0]:
+            return count
+        del self._vteps[key]
+        self._last = None
+        desired = self._journal
+        desired.remove(entries[0])
+        desired.remove(entries[1])
+        return None
 
     def _expand(self, key: int, path: Path) -> PrefixState:
         rmac = self._router_mac(path.attrs)
@@ -162,7 +167,9 @@ class IpVrf:
         return vteps
 
     def rebind(self, sink: IpVrfSink) -> None:
+        """Report to another sink (the core adopting this VRF after a reconfigure)."""
         self._sink = sink
+        self._journal = sink.journal
 
     def remote(self, key: int, old: Path | None, new: Path | None) -> None:
         """A candidate for the prefix of ``key`` (``prefix_key``) changed (``new`` must carry a Router's
@@ -188,17 +195,23 @@ class IpVrf:
                 route = new.route
                 ip = route.ip if type(route) is MacIpRoute else None
                 prefix = host_prefix(ip) if ip is not None else path_prefix(new)
-                self._sink.journal.add(route_entry(self.vrf, self.l3vni, prefix, vtep))
+                self._journal.add(route_entry(self.vrf, self.l3vni, prefix, vtep))
                 return
             st = prefixes[key] = PrefixState(path_prefix(new))
         elif held is old and old is not None and new is None:
             # fast path on a compact entry: its only candidate is gone
             del prefixes[key]
-            vtep = old.next_hop
-            self._sink.journal.remove(route_entry(self.vrf, self.l3vni, path_prefix(old), vtep))
-            rmac = self._router_mac(old.attrs)
+            attrs, vtep = old.attrs, old.next_hop
+            self._journal.remove(route_entry(self.vrf, self.l3vni, path_prefix(old), vtep))
+            last = self._last
+            if last is not None and last[0] is attrs and last[1] is vtep and last[2][0] > 1:
+                last[2][0] -= 1  # _vtep_release, for routes of one UPDATE but the last
+                return
+            rmac = self._router_mac(attrs)
             assert rmac is not None
-            self._vtep_release(vtep, rmac)
+            count = self._vtep_release(vtep, rmac)
+            if count is not None:
+                self._last = (attrs, vtep, count)
             return
         else:
             st = held if isinstance(held, PrefixState) else self._expand(key, held)
@@ -230,7 +243,7 @@ class IpVrf:
             if rmac is not None:
                 vtep = best.next_hop
         if vtep != st.vtep or rmac != st.rmac:
-            journal = self._sink.journal
+            journal = self._journal
             if vtep is not None:
                 assert rmac is not None
                 self._vtep_use(vtep, rmac)
@@ -241,5 +254,10 @@ class IpVrf:
                 self._vtep_release(st.vtep, st.rmac)
             st.vtep = vtep
             st.rmac = rmac if vtep is not None else None
-        if st.vtep is None and st.local <= 0 and st.remotes is None:
-            del self.prefixes[key]
+        if st.vtep is None:
+            if st.local <= 0 and st.remotes is None:
+                del self.prefixes[key]
+        elif st.local == 0 and not isinstance(st.remotes, list):
+            # installed toward its only candidate, not local: back to a compact entry (PrefixState.of_path)
+            assert st.remotes is not None
+            self.prefixes[key] = st.remotes
