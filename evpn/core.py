@@ -20,9 +20,10 @@ the output of a ``PeerUp`` (the peer's whole Adj-RIB-Out) the session engine sen
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from evpn.codec.attributes import PathAttributes
 from evpn.codec.evpn_nlri import (
@@ -688,9 +689,6 @@ class EvpnCore:
 _EMPTY_OUTPUT = CoreOutput()
 
 
-def new_path(fields: tuple[object, ...]) -> Path:
-    """Path(*fields) without the NamedTuple's Python-level ``__new__`` (hot path: one per received route)."""
-    return _tuple_new(Path, fields)
-
-
-_tuple_new = tuple.__new__
+new_path: Callable[[tuple[object, ...]], Path] = functools.partial(tuple.__new__, Path)
+"""``Path(*fields)`` without the NamedTuple's Python-level ``__new__`` and without a Python call of its own
+(hot path: one per received route)."""

@@ -14,6 +14,8 @@ result does not depend on arrival order. The peer address makes ranks of differe
 from __future__ import annotations
 
 import ipaddress
+import operator
+from collections.abc import Callable
 from typing import NamedTuple
 
 from evpn.codec.attributes import PathAttributes
@@ -62,9 +64,27 @@ def route_key(route: EvpnRoute) -> RouteKey:
             route.ethernet_tag,
             route.mac.packed,
             4 if isinstance(ip, ipaddress.IPv4Address) else 6,
-            int(ip),
+            _ip_int(ip),
         )
     return route.key
+
+
+def _int_getter() -> Callable[[IPAddress], int]:
+    """``int(ip)`` without the Python-level ``__int__`` call: a C-level getter of the integer an
+    ``ipaddress`` object keeps, if this Python's ``ipaddress`` keeps it where expected (checked once)."""
+    getter = operator.attrgetter("_ip")
+    try:
+        for ip in (ipaddress.IPv4Address("192.0.2.1"), ipaddress.IPv6Address("2001:db8::1")):
+            value = getter(ip)
+            if type(value) is not int or value != int(ip):
+                return int
+    except AttributeError:
+        return int
+    result: Callable[[IPAddress], int] = getter
+    return result
+
+
+_ip_int = _int_getter()
 
 
 PathSet = Path | list[Path] | None
