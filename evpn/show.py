@@ -95,7 +95,8 @@ def build_mac_table(vrf: MacVrf) -> MacTable:
                 vtep,
                 st.seq,
                 remote_seq,
-                st.sticky or any(p.sticky for p in pathset_iter(st.remotes) if vtep is not None and p.next_hop == vtep),
+                st.sticky
+                or any(p.sticky for p in pathset_iter(st.remotes) if vtep is not None and p.next_hop == vtep),
                 st.dup,
                 st.frozen,
                 tuple(sorted(st.ips or (), key=str)),

@@ -126,8 +126,11 @@ def test_state_depends_only_on_live_routes(ops: list[tuple[object, ...]]) -> Non
             assert not isinstance(iheld, IpState) or isinstance(iheld.remotes, list) or iheld.neigh is None
     for ivrf in core.ip_vrfs.values():
         for pheld in ivrf.prefixes.values():
-            assert not isinstance(pheld, PrefixState) or pheld.local or isinstance(pheld.remotes, list) or (
-                pheld.vtep is None
+            assert (
+                not isinstance(pheld, PrefixState)
+                or pheld.local
+                or isinstance(pheld.remotes, list)
+                or (pheld.vtep is None)
             )
 
 

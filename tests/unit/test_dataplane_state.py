@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evpn.codec.evpn_nlri import IPAddress, IPNetwork
+from evpn.codec.evpn_nlri import IPAddress, IPNetwork, MacIpRoute
 from evpn.dataplane_state import (
     FdbEntry,
     NeighEntry,
@@ -22,6 +22,8 @@ from evpn.dataplane_state import (
 from evpn.desired import DeltaJournal
 from evpn.fast_ip import host_key, host_prefix, ip_key, prefix_key
 from evpn.mac import MacAddress
+from evpn.rib import route_key
+from evpn.route_distinguisher import RouteDistinguisher
 from tests.unit import strategies as s
 
 FAST = settings(max_examples=200, deadline=None)
@@ -71,3 +73,13 @@ def test_journal_folds_and_starts_over() -> None:
     assert not journal.take_delta()
     journal.remove(b)
     assert journal.take_delta().remove == (b,)
+
+
+@FAST
+@given(s.rds, s.macs, s.ip_addresses)
+def test_type2_route_key_holds_the_address_as_an_int(
+    rd: RouteDistinguisher, m: MacAddress, ip: IPAddress
+) -> None:
+    key = route_key(MacIpRoute(rd, m, ip, 110))
+    assert key == (2, rd.packed, 0, m.packed, ip.version, int(ip))
+    assert route_key(MacIpRoute(rd, m, None, 110))[4:] == (0, 0)
