@@ -18,6 +18,13 @@ Timed: ``EvpnCore.handle`` only, CPU time (``time.process_time``, so other proce
 not count), best of K runs, garbage collector enabled as in a running speaker. Routes and events are built
 beforehand (a decoder builds them anyway). Memory: tracemalloc peak during the announce phase, in a separate
 run. A reference operation is timed too, to compare machines.
+
+The collector's share: the core keeps one GC-tracked object per received route (its Path), so the announce
+phase triggers about one full collection, which walks every tracked object, the routes built beforehand
+included (about 0.6 us of a MAC+IP route's figure on this project's machine). ``gc.freeze()`` after
+start-up (a choice of the embedding program, never of the core) takes only the start-up objects (modules,
+configuration: about 17k) out of those walks; routes received later are walked as before, so it changes
+these figures by less than the noise.
 """
 
 from __future__ import annotations
