@@ -595,7 +595,7 @@ class EvpnCore:
                     vrfs[vni].remote(before, after, now, key)
                 if path.l3 and key[4]:  # a host route (RFC 9135): fast_ip.host_key from the key's IP
                     ipi: int = key[5]  # type: ignore[assignment]
-                    pkey = ipi << 8 | 32 if key[4] == 4 else (ipi | 1 << 128) << 8 | 128
+                    pkey = ipi if key[4] == 4 else ipi | 1 << 128
                     ip_vrfs = self.ip_vrfs
                     for vni in path.l3:
                         ip_vrfs[vni].remote(pkey, before, after)

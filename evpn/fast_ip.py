@@ -68,12 +68,19 @@ def ip_key(ip: IPAddress) -> int:
 
 
 def host_key(ip: IPAddress) -> int:
-    """``prefix_key(host_prefix(ip))`` without building the network."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return int(ip) << 8 | 32
-    return (int(ip) | 1 << 128) << 8 | 128
+    """``prefix_key(host_prefix(ip))`` without building the network: ``ip_key(ip)``."""
+    return ip_key(ip)
+
+
+_SHORTER = 1 << 140
+"""Above every ``ip_key(...) << 8``: the key range of prefixes shorter than a host route."""
 
 
 def prefix_key(prefix: IPNetwork) -> int:
-    """A dict key for a prefix: address and length in one int, IPv6 above IPv4 (see ``ip_key``)."""
-    return ip_key(prefix.network_address) << 8 | prefix.prefixlen
+    """A dict key for a prefix: a host route's is its address's ``ip_key`` (the int a type-2 route key
+    already holds: no new object), any other's holds address and length above every host key."""
+    key = ip_key(prefix.network_address)
+    length = prefix.prefixlen
+    if length == prefix.max_prefixlen:
+        return key
+    return key << 8 | length | _SHORTER

@@ -83,3 +83,14 @@ def test_type2_route_key_holds_the_address_as_an_int(
     key = route_key(MacIpRoute(rd, m, ip, 110))
     assert key == (2, rd.packed, 0, m.packed, ip.version, int(ip))
     assert route_key(MacIpRoute(rd, m, None, 110))[4:] == (0, 0)
+
+
+def test_prefix_keys_of_every_length_are_distinct() -> None:
+    nets = [ipaddress.ip_network(f"10.0.0.0/{n}") for n in range(8, 33)]
+    nets += [ipaddress.ip_network(f"2001:db8::/{n}") for n in range(32, 129)]
+    nets += [
+        ipaddress.ip_network("0.0.0.0/0"),
+        ipaddress.ip_network("::/0"),
+        ipaddress.ip_network("0.0.0.10/32"),
+    ]
+    assert len({prefix_key(n) for n in nets}) == len(nets)
