@@ -73,7 +73,8 @@ def host_key(ip: IPAddress) -> int:
 
 
 _SHORTER = 1 << 140
-"""Above every ``ip_key(...) << 8``: the key range of prefixes shorter than a host route."""
+"""Set in the key of a prefix shorter than a host route: above every host key (below 2**129) and every
+``ip_key << 8 | length`` (below 2**137)."""
 
 
 def prefix_key(prefix: IPNetwork) -> int:
