@@ -8,9 +8,10 @@ are reference counted here. A prefix we originate ourselves (a gateway subnet, a
 is not installed from remote routes: the connected route wins, as in FRR.
 
 Memory: prefixes are keyed by an int (``evpn.fast_ip.prefix_key``), so a host route needs no network object
-until an entry is built. A prefix known only from one remote route (the usual case) is held as that route's
-``Path`` itself (``PrefixState.of_path`` expands it when anything else happens to it), and route entries
-are rebuilt when removed: per received route the garbage collector tracks no object of the IP-VRF's own.
+until an entry is built. A prefix we do not originate is held as its remote candidates, the ``PathSet``
+(one route's ``Path`` itself, the usual case, or a list), installed toward the best one: a ``PrefixState``
+exists only while we originate the prefix too. Route entries are rebuilt when removed. Per received route
+the garbage collector so tracks no object of the IP-VRF's own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from evpn.dataplane_state import (
 from evpn.desired import DeltaJournal
 from evpn.fast_ip import host_prefix, prefix_key
 from evpn.mac import MacAddress
-from evpn.rib import Path, PathSet, pathset_add, pathset_best, pathset_remove
+from evpn.rib import Path, PathSet, candidate_order, pathset_add, pathset_best, pathset_remove
 
 VtepEntries = tuple[FdbEntry, NeighEntry]
 
@@ -65,14 +66,13 @@ class PrefixState:
         self.rmac: MacAddress | None = None
         """The Router's MAC of the installed route (its VTEP entries, shared by every prefix behind it)."""
 
-    @classmethod
-    def of_path(cls, path: Path, rmac: MacAddress) -> PrefixState:
-        """What a compact entry stands for: a prefix known only from ``path``, installed toward its VTEP."""
-        st = cls(path_prefix(path))
-        st.remotes = path
-        st.vtep = path.next_hop
-        st.rmac = rmac
-        return st
+
+Candidates = Path | list[Path]
+"""A compact entry: the remote candidates of a prefix we do not originate (a non-empty PathSet)."""
+
+
+def _best(held: Candidates) -> Path:
+    return held if not isinstance(held, list) else min(held, key=candidate_order)
 
 
 class IpVrf:
@@ -86,8 +86,8 @@ class IpVrf:
         self._sink = sink
         self._journal = sink.journal
         """The sink's journal (hot path: one lookup less per entry)."""
-        self.prefixes: dict[int, PrefixState | Path] = {}
-        """Keyed by ``prefix_key``; a Path is a compact entry (``PrefixState.of_path``), installed."""
+        self.prefixes: dict[int, PrefixState | Candidates] = {}
+        """Keyed by ``prefix_key``; a Path or list is a compact entry, installed toward its best candidate."""
         self._vteps: dict[tuple[int, int, bytes], tuple[VtepEntries, list[int]]] = {}
         self._rmacs: dict[int, tuple[PathAttributes, MacAddress | None]] = {}
         self._last: tuple[PathAttributes, IPAddress, list[int]] | None = None
@@ -136,11 +136,47 @@ class IpVrf:
         desired.remove(entries[1])
         return None
 
-    def _expand(self, key: int, path: Path) -> PrefixState:
-        rmac = self._router_mac(path.attrs)
-        assert rmac is not None
-        st = self.prefixes[key] = PrefixState.of_path(path, rmac)
+    def _expand(self, key: int, held: Candidates) -> PrefixState:
+        """The state a compact entry stands for (installed toward its best candidate), stored in its place."""
+        best = _best(held)
+        st = self.prefixes[key] = PrefixState(path_prefix(best))
+        st.remotes = held
+        rmac = self._router_mac(best.attrs)
+        if rmac is not None:
+            st.vtep = best.next_hop
+            st.rmac = rmac
         return st
+
+    def _install(self, path: Path) -> None:
+        """Install the route of a compact entry's best candidate (and count its VTEP entries)."""
+        attrs, vtep = path.attrs, path.next_hop
+        last = self._last
+        if last is not None and last[0] is attrs and last[1] is vtep:
+            last[2][0] += 1  # _vtep_use, for the routes of one UPDATE after the first
+        else:
+            rmac = self._router_mac(attrs)
+            if rmac is None:
+                return  # not installed
+            self._last = (attrs, vtep, self._vtep_use(vtep, rmac))
+        self._journal.add(route_entry(self.vrf, self.l3vni, path_prefix(path), vtep))
+
+    def _uninstall(self, path: Path) -> None:
+        """Undo ``_install``."""
+        attrs, vtep = path.attrs, path.next_hop
+        last = self._last
+        if last is None or last[0] is not attrs or last[1] is not vtep:
+            last = None
+            if self._router_mac(attrs) is None:
+                return  # was not installed
+        self._journal.remove(route_entry(self.vrf, self.l3vni, path_prefix(path), vtep))
+        if last is not None and last[2][0] > 1:
+            last[2][0] -= 1  # _vtep_release, for the routes of one UPDATE but the last
+            return
+        rmac = self._router_mac(attrs)
+        assert rmac is not None
+        count = self._vtep_release(vtep, rmac)
+        if count is not None:
+            self._last = (attrs, vtep, count)
 
     def entries(self) -> list[DataplaneEntry]:
         """Every dataplane entry this VRF wants installed (route entries built anew from the state)."""
@@ -151,7 +187,9 @@ class IpVrf:
                 if held.vtep is not None:
                     out.append(route_entry(vrf, l3vni, held.prefix, held.vtep))
             else:
-                out.append(route_entry(vrf, l3vni, path_prefix(held), held.next_hop))
+                best = _best(held)
+                if self._router_mac(best.attrs) is not None:
+                    out.append(route_entry(vrf, l3vni, path_prefix(best), best.next_hop))
         for (fdb, neigh), _ in self._vteps.values():
             out.append(fdb)
             out.append(neigh)
@@ -161,9 +199,13 @@ class IpVrf:
         """The VTEPs this VRF's routes are installed toward."""
         vteps: set[IPAddress] = set()
         for held in self.prefixes.values():
-            vtep = held.vtep if isinstance(held, PrefixState) else held.next_hop
-            if vtep is not None:
-                vteps.add(vtep)
+            if isinstance(held, PrefixState):
+                if held.vtep is not None:
+                    vteps.add(held.vtep)
+            else:
+                best = _best(held)
+                if self._router_mac(best.attrs) is not None:
+                    vteps.add(best.next_hop)
         return vteps
 
     def rebind(self, sink: IpVrfSink) -> None:
@@ -172,49 +214,50 @@ class IpVrf:
         self._journal = sink.journal
 
     def remote(self, key: int, old: Path | None, new: Path | None) -> None:
-        """A candidate for the prefix of ``key`` (``prefix_key``) changed (``new`` must carry a Router's
-        MAC)."""
+        """A candidate for the prefix of ``key`` (``prefix_key``) changed."""
         prefixes = self.prefixes
         held = prefixes.get(key)
         if held is None:
             if new is None:
                 return
+            # fast path, same outcome as _refresh: a new prefix with one remote candidate, not local
+            prefixes[key] = new
             attrs, vtep = new.attrs, new.next_hop
             last = self._last
             if last is not None and last[0] is attrs and last[1] is vtep:
                 last[2][0] += 1  # _vtep_use, for the routes of one UPDATE after the first
-                installed = True
             else:
                 rmac = self._router_mac(attrs)
-                installed = rmac is not None
-                if rmac is not None:
-                    self._last = (attrs, vtep, self._vtep_use(vtep, rmac))
-            if installed:
-                # fast path, same outcome as _refresh: a new prefix with one remote candidate, not local
-                prefixes[key] = new
-                route = new.route
-                ip = route.ip if type(route) is MacIpRoute else None
-                prefix = host_prefix(ip) if ip is not None else path_prefix(new)
-                self._journal.add(route_entry(self.vrf, self.l3vni, prefix, vtep))
-                return
-            st = prefixes[key] = PrefixState(path_prefix(new))
-        elif held is old and old is not None and new is None:
-            # fast path on a compact entry: its only candidate is gone
-            del prefixes[key]
-            attrs, vtep = old.attrs, old.next_hop
-            self._journal.remove(route_entry(self.vrf, self.l3vni, path_prefix(old), vtep))
-            last = self._last
-            if last is not None and last[0] is attrs and last[1] is vtep and last[2][0] > 1:
-                last[2][0] -= 1  # _vtep_release, for routes of one UPDATE but the last
-                return
-            rmac = self._router_mac(attrs)
-            assert rmac is not None
-            count = self._vtep_release(vtep, rmac)
-            if count is not None:
-                self._last = (attrs, vtep, count)
+                if rmac is None:
+                    return  # not installed
+                self._last = (attrs, vtep, self._vtep_use(vtep, rmac))
+            route = new.route
+            ip = route.ip if type(route) is MacIpRoute else None
+            prefix = host_prefix(ip) if ip is not None else path_prefix(new)
+            self._journal.add(route_entry(self.vrf, self.l3vni, prefix, vtep))
             return
-        else:
-            st = held if isinstance(held, PrefixState) else self._expand(key, held)
+        if isinstance(held, PrefixState):
+            st = held
+        else:  # a compact entry: installed toward its best candidate
+            before = _best(held)
+            after: PathSet = held
+            if old is not None:
+                after = pathset_remove(after, old)
+            if new is not None:
+                after = pathset_add(after, new)
+            if after is None:
+                del prefixes[key]
+                self._uninstall(before)
+                return
+            prefixes[key] = after
+            best = _best(after)
+            if best is not before and (
+                best.next_hop != before.next_hop
+                or self._router_mac(best.attrs) != self._router_mac(before.attrs)
+            ):
+                self._install(best)
+                self._uninstall(before)
+            return
         if old is not None:
             st.remotes = pathset_remove(st.remotes, old)
         if new is not None:
@@ -254,10 +297,8 @@ class IpVrf:
                 self._vtep_release(st.vtep, st.rmac)
             st.vtep = vtep
             st.rmac = rmac if vtep is not None else None
-        if st.vtep is None:
-            if st.local <= 0 and st.remotes is None:
+        if st.remotes is None:
+            if st.local <= 0:
                 del self.prefixes[key]
-        elif st.local == 0 and not isinstance(st.remotes, list):
-            # installed toward its only candidate, not local: back to a compact entry (PrefixState.of_path)
-            assert st.remotes is not None
+        elif st.local == 0:  # candidates only, installed toward the best: back to a compact entry
             self.prefixes[key] = st.remotes

@@ -15,10 +15,12 @@ Rules (RFC 7432 §15, FRR ``zebra_evpn_mac.c``):
   Without freeze, the duplicate flag clears ``window`` seconds after detection.
 - Remote MAC+IP routes give neighbour entries (ARP/ND suppression) unless the IP is local.
 
-Memory: most MACs and IPs are known from one remote route only. Such a MAC (or IP) is held as that route's
-``Path`` itself, not a state object (``MacState.of_path``, ``IpState.of_path`` expand it when anything else
-happens to it), and installed entries are rebuilt from the state when they are removed: per received route
-the garbage collector then tracks no object of the MAC-VRF's own.
+Memory: most MACs and IPs are known from remote routes only, and their whole state is their candidates. Such
+a MAC (or IP) is held as its candidates, the ``PathSet`` (one route's ``Path`` itself, or a list), not as a
+state object: ``MacState.of_pathset`` / ``IpState.of_pathset`` expand it when anything else happens to it,
+and a state that becomes candidates only again is folded back. Installed entries are not stored: they are
+rebuilt from the state when removed. Per received route the garbage collector so tracks no object of the
+MAC-VRF's own.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from evpn.rib import (
     PathSet,
     RouteKey,
     address_key,
+    candidate_order,
     pathset_add,
     pathset_best,
     pathset_iter,
@@ -113,31 +116,32 @@ class MacState:
         """Duplicate-detection counters, created at the first move (most MACs never move)."""
 
     @classmethod
-    def of_path(cls, path: Path) -> MacState:
-        """What a compact entry stands for: a MAC known only from ``path``, installed toward its VTEP."""
-        st = cls(_route(path).mac)
-        st.remotes = path
-        st.loc = path.next_hop
-        st.loc_seq = -path.rank[1]
+    def of_pathset(cls, held: Candidates) -> MacState:
+        """What a compact entry stands for: a MAC known only from remote routes, installed toward the best."""
+        best = _best(held)
+        st = cls(_route(best).mac)
+        st.remotes = held
+        st.loc = best.next_hop
+        st.loc_seq = -best.rank[1]
         return st
 
-    def as_path(self) -> Path | None:
-        """The compact entry standing for this state (the inverse of ``of_path``), if there is one."""
-        path = self.remotes
+    def as_pathset(self) -> Candidates | None:
+        """The compact entry standing for this state (the inverse of ``of_pathset``), if there is one."""
+        held = self.remotes
         if (
-            path is None
-            or isinstance(path, list)
+            held is None
             or self.local
             or self.sticky
             or self.seq
             or self.ips
             or self.advert is not None
             or self.dad is not None
-            or self.loc != path.next_hop
-            or self.loc_seq != -path.rank[1]
         ):
             return None
-        return path
+        best = _best(held)
+        if self.loc != best.next_hop or self.loc_seq != -best.rank[1]:
+            return None
+        return held
 
     @property
     def vtep(self) -> IPAddress | None:
@@ -183,14 +187,23 @@ class IpState:
         """The MAC of the installed neighbour entry, if any."""
 
     @classmethod
-    def of_path(cls, path: Path) -> IpState:
-        """What a compact entry stands for: an IP known only from ``path``, its neighbour installed."""
-        route = _route(path)
+    def of_pathset(cls, held: Candidates) -> IpState:
+        """What a compact entry stands for: an IP known only from remote routes, not bound to a local MAC,
+        its neighbour installed toward the best one's MAC."""
+        route = _route(_best(held))
         assert route.ip is not None
         ist = cls(route.ip)
-        ist.remotes = path
+        ist.remotes = held
         ist.neigh = route.mac
         return ist
+
+
+Candidates = Path | list[Path]
+"""A compact entry: the remote candidates of a MAC or IP that has no other state (a non-empty PathSet)."""
+
+
+def _best(held: Candidates) -> Path:
+    return held if not isinstance(held, list) else min(held, key=candidate_order)
 
 
 def _route(path: Path) -> MacIpRoute:
@@ -232,12 +245,12 @@ class MacVrf:
         self._journal = sink.journal
         """The sink's journal (hot path: one lookup less per entry)."""
         self._ignored = ignored_macs
-        self.macs: dict[bytes, MacState | Path] = {}
+        self.macs: dict[bytes, MacState | Candidates] = {}
         """Keyed by the MAC's 6 bytes (their hash is cached; a MacAddress hashes through Python code); a
-        Path is a compact entry (``MacState.of_path``)."""
-        self.ips: dict[int, IpState | Path] = {}
-        """Keyed by ``ip_key(ip)`` (an int: hashing an ipaddress object formats a string); a Path is a
-        compact entry (``IpState.of_path``)."""
+        Path or list is a compact entry (``MacState.of_pathset``)."""
+        self.ips: dict[int, IpState | Candidates] = {}
+        """Keyed by ``ip_key(ip)`` (an int: hashing an ipaddress object formats a string); a Path or list is
+        a compact entry (``IpState.of_pathset``)."""
         self._floods: dict[RouteKey, FloodEntry] = {}
         self._flood_refs: dict[FloodEntry, int] = {}
 
@@ -251,7 +264,7 @@ class MacVrf:
         held = self.macs.get(packed)
         if held is None or isinstance(held, MacState):
             return held
-        st = self.macs[packed] = MacState.of_path(held)
+        st = self.macs[packed] = MacState.of_pathset(held)
         return st
 
     def _ip_state(self, key: int) -> IpState | None:
@@ -259,7 +272,7 @@ class MacVrf:
         held = self.ips.get(key)
         if held is None or isinstance(held, IpState):
             return held
-        ist = self.ips[key] = IpState.of_path(held)
+        ist = self.ips[key] = IpState.of_pathset(held)
         return ist
 
     # ---- local learning -------------------------------------------------------------------------------
@@ -410,13 +423,36 @@ class MacVrf:
                 else:
                     ips[ikey] = new
                 return
-            ist = iheld if isinstance(iheld, IpState) else self._ip_state(ikey)
-            assert ist is not None
+            if not isinstance(iheld, IpState):
+                self._remote_ip_candidates(ip, ikey, iheld, old, new)
+                return
+            ist = iheld
             if old is not None:
                 ist.remotes = pathset_remove(ist.remotes, old)
             if new is not None:
                 ist.remotes = pathset_add(ist.remotes, new)
             self._refresh_ip(ip, ist)
+
+    def _remote_ip_candidates(
+        self, ip: IPAddress, ikey: int, held: Candidates, old: Path | None, new: Path | None
+    ) -> None:
+        """``remote`` for an IP held as a compact entry: the neighbour follows the best candidate (the
+        outcome of ``_refresh_ip`` for an IP without a local binding)."""
+        before = _best(held)
+        after: PathSet = held
+        if old is not None:
+            after = pathset_remove(after, old)
+        if new is not None:
+            after = pathset_add(after, new)
+        if after is None:
+            del self.ips[ikey]
+            self._journal.remove(neigh_entry(self.vni, ip, _route(before).mac))
+            return
+        self.ips[ikey] = after
+        old_mac, new_mac = _route(before).mac, _route(_best(after)).mac
+        if old_mac != new_mac:
+            self._journal.add(neigh_entry(self.vni, ip, new_mac))
+            self._journal.remove(neigh_entry(self.vni, ip, old_mac))
 
     def flood(self, key: RouteKey, new: Path | None) -> None:
         """The best type-3 path of ``key`` changed: one flood entry per remote VTEP (RFC 8365 §9)."""
@@ -547,9 +583,9 @@ class MacVrf:
         if st.is_empty():
             del self.macs[mac.packed]
         else:
-            path = st.as_path()
-            if path is not None:
-                self.macs[mac.packed] = path
+            compact = st.as_pathset()
+            if compact is not None:
+                self.macs[mac.packed] = compact
 
     def _count_move(self, mac: MacAddress, st: MacState, now: float) -> None:
         """Duplicate address detection (FRR ``dup-addr-detection``)."""
@@ -605,12 +641,11 @@ class MacVrf:
             if old is not None:
                 desired.remove(neigh_entry(self.vni, ip, old))
             ist.neigh = neigh
-        if ist.local_mac is None:
-            remotes = ist.remotes
-            if remotes is None:
+        if ist.local_mac is None:  # candidates only: back to a compact entry (IpState.of_pathset), or gone
+            if ist.remotes is None:
                 del self.ips[ip_key(ip)]
-            elif not isinstance(remotes, list) and ist.neigh is not None:
-                self.ips[ip_key(ip)] = remotes  # back to a compact entry (IpState.of_path)
+            else:
+                self.ips[ip_key(ip)] = ist.remotes
 
     def entries(self) -> list[DataplaneEntry]:
         """Every dataplane entry this VRF wants installed (built anew from the state)."""
@@ -622,13 +657,14 @@ class MacVrf:
                 if vtep is not None:
                     out.append(fdb_entry(vni, held.mac, vtep))
             else:
-                out.append(fdb_entry(vni, _route(held).mac, held.next_hop))
+                best = _best(held)
+                out.append(fdb_entry(vni, _route(best).mac, best.next_hop))
         for iheld in self.ips.values():
             if isinstance(iheld, IpState):
                 if iheld.neigh is not None:
                     out.append(neigh_entry(vni, iheld.ip, iheld.neigh))
             else:
-                route = _route(iheld)
+                route = _route(_best(iheld))
                 assert route.ip is not None
                 out.append(neigh_entry(vni, route.ip, route.mac))
         out.extend(self._flood_refs)
@@ -638,13 +674,15 @@ class MacVrf:
 
     def states(self) -> list[MacState]:
         """The state of every MAC, compact entries expanded into new (unstored) MacStates: a read model."""
-        return [held if isinstance(held, MacState) else MacState.of_path(held) for held in self.macs.values()]
+        return [
+            held if isinstance(held, MacState) else MacState.of_pathset(held) for held in self.macs.values()
+        ]
 
     def fdb_vteps(self) -> set[IPAddress]:
         """The VTEPs this VRF's MACs are installed toward."""
         vteps: set[IPAddress] = set()
         for held in self.macs.values():
-            vtep = held.vtep if isinstance(held, MacState) else held.next_hop
+            vtep = held.vtep if isinstance(held, MacState) else _best(held).next_hop
             if vtep is not None:
                 vteps.add(vtep)
         return vteps

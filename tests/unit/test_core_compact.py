@@ -1,7 +1,7 @@
-"""Compact VRF entries (a MAC, IP or prefix known from one remote route held as that route's Path): whatever
-the history of announcements and withdrawals, the state equals a fresh core's fed only the routes still
-live (RFC 7432 §15 decisions, RFC 9135 host routes), and every state object left is one that has no
-compact form."""
+"""Compact VRF entries (a MAC, IP or prefix known from remote routes only, held as its candidates, the routes'
+Paths): whatever the history of announcements and withdrawals, the state equals a fresh core's fed only the
+routes still live (RFC 7432 §15 decisions, RFC 9135 host routes), and every state object left is one that
+has no compact form."""
 
 from __future__ import annotations
 
@@ -118,20 +118,15 @@ def test_state_depends_only_on_live_routes(ops: list[tuple[object, ...]]) -> Non
     for ev in live.values():
         fresh.handle(ev, 1.0)
     assert _view(core) == _view(fresh)
-    # nothing is kept expanded that has a compact form
+    # nothing is kept expanded that has a compact form (the candidates alone)
     for vrf in core.mac_vrfs.values():
         for held in vrf.macs.values():
-            assert not isinstance(held, MacState) or held.as_path() is None
+            assert not isinstance(held, MacState) or held.as_pathset() is None
         for iheld in vrf.ips.values():
-            assert not isinstance(iheld, IpState) or isinstance(iheld.remotes, list) or iheld.neigh is None
+            assert not isinstance(iheld, IpState) or iheld.local_mac is not None
     for ivrf in core.ip_vrfs.values():
         for pheld in ivrf.prefixes.values():
-            assert (
-                not isinstance(pheld, PrefixState)
-                or pheld.local
-                or isinstance(pheld.remotes, list)
-                or (pheld.vtep is None)
-            )
+            assert not isinstance(pheld, PrefixState) or pheld.local != 0
 
 
 def test_vtep_entries_of_routes_sharing_one_update() -> None:
