@@ -53,7 +53,8 @@ def path_prefix(path: Path) -> IPNetwork:
 
 
 class PrefixState:
-    """One prefix: local sources, remote candidates and where it is installed."""
+    """A prefix we originate (counted in ``local``), with its remote candidates and where it is installed;
+    kept only while ``local`` is not 0 (otherwise the candidates alone are the entry)."""
 
     __slots__ = ("local", "prefix", "remotes", "rmac", "vtep")
 
@@ -220,7 +221,7 @@ class IpVrf:
         if held is None:
             if new is None:
                 return
-            # fast path, same outcome as _refresh: a new prefix with one remote candidate, not local
+            # fast path (``_install``, inlined): a new prefix with one remote candidate, not local
             prefixes[key] = new
             attrs, vtep = new.attrs, new.next_hop
             last = self._last

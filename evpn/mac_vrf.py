@@ -86,7 +86,8 @@ class MacVrfSink(Protocol):
 
 
 class MacState:
-    """Everything known about one MAC of one VNI."""
+    """Everything known about one MAC of one VNI; kept only while that is more than its remote candidates
+    (local, sequence, duplicate-detection state or local IPs; see ``as_pathset``)."""
 
     __slots__ = (
         "advert",
@@ -175,7 +176,8 @@ class DadState:
 
 
 class IpState:
-    """One IP of the VNI: the local MAC it is bound to, remote MAC+IP paths, the installed neighbour."""
+    """One IP of the VNI: the local MAC it is bound to, remote MAC+IP paths, the installed neighbour; kept
+    only while the IP is bound to a local MAC."""
 
     __slots__ = ("ip", "local_mac", "neigh", "remotes")
 
