@@ -52,7 +52,7 @@ from dataplane.plumbing import Plumbing
 from dataplane.reconciler import KernelDataplane
 from evpn.config import SpeakerConfig, VrfBackend
 from evpn.core import EvpnCore
-from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, RouteEntry
+from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, RouteEntry, UnicastRouteEntry
 from evpn.errors import ConfigError
 from evpn.mac import MacAddress
 from evpn.show import MacTable, NextHopRow, RibByRd, VniRow
@@ -103,8 +103,11 @@ def plumbing_config(config: SpeakerConfig) -> SpeakerConfig:
 
 def restart_only_changes(old: SpeakerConfig, new: SpeakerConfig) -> list[str]:
     """Fields a reload cannot change (the sessions or the device layout of every VNI depend on them)."""
-    fields = ("underlay", "engine", "vrf_backend", "graceful_restart", "host_netns")
-    return [name for name in fields if getattr(old, name) != getattr(new, name)]
+    fields = ("underlay", "engine", "vrf_backend", "graceful_restart", "host_netns", "passthrough")
+    changed = [name for name in fields if getattr(old, name) != getattr(new, name)]
+    if not changed and old.neighbors() != new.neighbors():
+        changed.append("l3vnis[].host_session")
+    return changed
 
 
 def _private_netns_mounts() -> bool:
@@ -169,6 +172,8 @@ class _KnownEntries:
     def __call__(self, entry: DataplaneEntry) -> bool:
         if isinstance(entry, RouteEntry):
             return entry.vrf in self.vrfs
+        if isinstance(entry, UnicastRouteEntry):
+            return not entry.vrf or entry.vrf in self.vrfs
         return entry.vni in self.vnis
 
 
