@@ -40,7 +40,7 @@ from evpn.codec.families import Family
 from evpn.codec.messages import Route
 from evpn.config import Neighbor, SpeakerConfig
 from evpn.config_validation import validate
-from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, RouteEntry, UnicastRouteEntry
+from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, UnicastRouteEntry
 from evpn.desired import DeltaJournal
 from evpn.events import (
     CoreEvent,
@@ -145,7 +145,9 @@ class EvpnCore:
         for l3 in config.l3vnis:
             if l3.host_session is not None:
                 self._tables[l3.vrf] = UnicastTable(l3.vrf, l3.vni, l3.host_session.asn)
-        self._host_tables = [t for t in self._tables.values() if t.l3vni is not None]
+        self._host_tables = {t.l3vni: t for t in self._tables.values() if t.l3vni is not None}
+        self._vrf_touched: dict[tuple[int, IPNetwork], None] = {}
+        """(L3VNI, prefix) of host-session VRFs whose EVPN candidates changed in this call."""
         self._unicast_rewriters: dict[int, AttributeRewriter] = {}
         self._host_exports: dict[tuple[int, IPNetwork], PathAttributes] = {}
         self._evpn_to_host: dict[int, tuple[PathAttributes, PathAttributes]] = {}
@@ -183,7 +185,7 @@ class EvpnCore:
             for l3vni, prefix in _configured_prefixes(self._config):
                 self._prefix_source(l3vni, prefix, +1)
             self._unicast_start(now)
-        return self._finish()
+        return self._finish(now)
 
     def handle(self, event: CoreEvent, now: float) -> CoreOutput:
         """Apply one input event (evpn.events)."""
@@ -221,7 +223,7 @@ class EvpnCore:
             self._set_kernel_routes(event.prefixes)
             if self._nht:
                 self._recheck_next_hops(now)
-        return self._finish()
+        return self._finish(now)
 
     def tick(self, now: float) -> CoreOutput:
         """Fire due timers: graceful-restart stale sweep (RFC 4724 §4.2), duplicate/freeze expiry."""
@@ -236,14 +238,14 @@ class EvpnCore:
                 peer = self._peers.get(a)
                 if peer is not None and peer.stale and peer.stale_deadline == when:
                     self._sweep(peer, now)
-        return self._finish()
+        return self._finish(now)
 
     def clear_duplicate(self, vni: int, mac: MacAddress, now: float) -> CoreOutput:
         """``clear evpn dup-addr``: a duplicate or frozen MAC resumes normal operation."""
         vrf = self.mac_vrfs.get(vni)
         if vrf is not None:
             vrf.expire(mac, now, force=True)
-        return self._finish()
+        return self._finish(now)
 
     def reconfigure(self, config: SpeakerConfig, now: float) -> CoreOutput:
         """Adopt ``config``; the output holds only the differences (routes per peer, dataplane entries).
@@ -310,6 +312,7 @@ class EvpnCore:
             if nl3 is not None and extra > 0:
                 for _ in range(extra):
                     new._prefix_source(nl3, prefix, +1)
+        new._sync_vrf_imports(now)
         new.journal.take_delta()
         new._notices.clear()
         new._out = OutputBuilder()
@@ -762,6 +765,8 @@ class EvpnCore:
             if prefix is not None and after is not None:
                 for vni in after.l3:
                     self.ip_vrfs[vni].remote(prefix, None, after)
+                if self._host_tables:
+                    self._touch_vrfs(after.l3, prefix)
             return
         old_prefix = self._l3_prefix(before)
         new_prefix = self._l3_prefix(after)
@@ -776,6 +781,8 @@ class EvpnCore:
             prefix = new_prefix if new_in else old_prefix
             assert prefix is not None
             vrf.remote(prefix, before if old_in else None, after if new_in else None)
+            if self._host_tables:
+                self._touch_vrfs((vni,), prefix)
 
     # ---- internals: IPv4/IPv6 unicast (the default instance, host sessions) ----------------------------
 
@@ -843,8 +850,8 @@ class EvpnCore:
         now: float,
     ) -> None:
         """The best path of ``prefix`` changed: kernel route, next-hop tracking, type-5 export, peers."""
-        old_nh = before.next_hop if before is not None and before.peer is not None else None
-        new_nh = after.next_hop if after is not None and after.peer is not None else None
+        old_nh = before.next_hop if before is not None and before.from_peer else None
+        new_nh = after.next_hop if after is not None and after.from_peer else None
         if old_nh != new_nh:
             vrf = table.vrf or ""
             if old_nh is not None:
@@ -859,7 +866,7 @@ class EvpnCore:
             if self._nht and (before is None or after is None):
                 self._recheck_next_hops(now)
         elif table.l3vni is not None:
-            self._host_export(table.l3vni, prefix, after if after is not None and after.peer is not None else None)
+            self._host_export(table.l3vni, prefix, after if after is not None and after.from_peer else None)
         self._unicast_advertise(table, prefix)
 
     def _host_export(self, l3vni: int, prefix: IPNetwork, path: UnicastPath | None) -> None:
@@ -904,10 +911,7 @@ class EvpnCore:
     def _unicast_peer_up(self, peer: PeerState) -> None:
         """A new session gets the whole unicast table of its instance for the families it negotiated."""
         table = self._table_of(peer.address)
-        prefixes: list[IPNetwork] = list(table.candidates)
-        if table.l3vni is not None:
-            prefixes.extend(p for p in self.ip_vrfs[table.l3vni].installed_prefixes() if p not in table.candidates)
-        for prefix in prefixes:
+        for prefix in list(table.candidates):
             family = Family.IPV4_UNICAST if prefix.version == 4 else Family.IPV6_UNICAST
             if family in peer.families:
                 entry = self._unicast_entry(table, prefix, table.best(prefix), peer)
@@ -918,7 +922,7 @@ class EvpnCore:
         self, table: UnicastTable, prefix: IPNetwork, best: UnicastPath | None, to: PeerState
     ) -> tuple[Route, PathAttributes, IPAddress] | None:
         """What ``to`` gets for ``prefix`` (RFC 4271 §9.1.3, §5.1.3): the best path unless split horizon or
-        iBGP rules forbid it; in a host-session VRF without one, the route the IP-VRF imported from EVPN.
+        iBGP rules forbid it (a route imported from EVPN counts as ours).
         Next hop: unchanged between iBGP peers, else ours on the session (next-hop-self)."""
         rewriter = self._unicast_rewriters.get(table.asn)
         if rewriter is None:
@@ -926,15 +930,7 @@ class EvpnCore:
                 table.asn, self._rewriter_cluster_id()
             )
         if best is None:
-            if table.l3vni is None:
-                return None
-            imported = self.ip_vrfs[table.l3vni].installed(prefix)
-            if imported is None:
-                return None
-            nh = _self_next_hop(to, prefix)
-            if nh is None:
-                return None
-            return (prefix, rewriter.rewrite_attrs(self._to_host(imported.attrs), None, to), nh)
+            return None
         source = self._peers.get(best.peer) if best.peer is not None else None
         if source is not None and not may_export(source, to):
             return None
@@ -954,18 +950,35 @@ class EvpnCore:
         self._evpn_to_host[id(attrs)] = (attrs, out)
         return out
 
-    def _advertise_imports(self, delta: DataplaneDelta) -> None:
-        """Prefixes the IP-VRF of a host-session L3VNI installed or removed go to (or leave) the host."""
-        by_vrf = {t.vrf: t for t in self._host_tables}
-        touched: dict[tuple[str, IPNetwork], None] = {}
-        for entries in (delta.add, delta.remove):
-            for e in entries:
-                if type(e) is RouteEntry and e.vrf in by_vrf:
-                    touched[(e.vrf, e.prefix)] = None
-        for vrf, prefix in touched:
-            table = by_vrf[vrf]
-            if table.best(prefix) is None:
-                self._unicast_advertise(table, prefix)
+    def _touch_vrfs(self, l3vnis: Iterable[int], prefix: IPNetwork) -> None:
+        for vni in l3vnis:
+            if vni in self._host_tables:
+                self._vrf_touched[(vni, prefix)] = None
+
+    def _sync_vrf_imports(self, now: float) -> None:
+        """The IP-VRF's best EVPN candidate of each touched prefix becomes the ``imported`` path of the
+        host-session VRF's table, where it competes with the host's paths (RFC 4271 §9.1.2: a route the host
+        echoes back, with a longer AS path, must not win over the EVPN route it came from)."""
+        while self._vrf_touched:
+            touched, self._vrf_touched = self._vrf_touched, {}
+            for l3vni, prefix in touched:
+                table = self._host_tables[l3vni]
+                remote = self.ip_vrfs[l3vni].remote_best(prefix)
+                candidates = table.candidates.get(prefix, ())
+                old = next((p for p in candidates if p.imported), None)
+                if remote is None:
+                    if old is None:
+                        continue
+                    before, after = table.drop(old)
+                else:
+                    attrs = self._to_host(remote.attrs)
+                    if old is not None and old.attrs is attrs and old.next_hop == remote.next_hop:
+                        continue
+                    rank = path_rank(attrs, remote.next_hop, False, None)
+                    path = UnicastPath(None, prefix, attrs, remote.next_hop, rank, True)
+                    before, after = table.put(path, old)
+                if before is not after:
+                    self._unicast_changed(table, prefix, before, after, now)
 
     # ---- internals: next-hop tracking ----------------------------------------------------------------
 
@@ -1020,10 +1033,10 @@ class EvpnCore:
                         self._best_changed(key, before, after, now)
             self._notices.append(NextHopChanged(nh, via is not None, via, moved))
 
-    def _finish(self) -> CoreOutput:
+    def _finish(self, now: float) -> CoreOutput:
+        if self._vrf_touched:
+            self._sync_vrf_imports(now)
         delta = self.journal.take_delta()
-        if delta and self._host_tables:
-            self._advertise_imports(delta)
         advertise, withdraw = self._out.build()
         notices = tuple(self._notices)
         self._notices.clear()

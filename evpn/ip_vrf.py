@@ -96,16 +96,10 @@ class IpVrf:
             out.append(neigh)
         return out
 
-    def installed(self, prefix: IPNetwork) -> Path | None:
-        """The remote path installed for ``prefix`` (None: none, or we originate the prefix ourselves)."""
+    def remote_best(self, prefix: IPNetwork) -> Path | None:
+        """The best remote candidate for ``prefix``, installed or not (a prefix we originate is not)."""
         st = self.prefixes.get(prefix)
-        if st is None or st.route is None:
-            return None
-        return pathset_best(st.remotes)
-
-    def installed_prefixes(self) -> list[IPNetwork]:
-        """Every prefix installed from a remote path."""
-        return [prefix for prefix, st in self.prefixes.items() if st.route is not None]
+        return pathset_best(st.remotes) if st is not None else None
 
     def rebind(self, sink: IpVrfSink) -> None:
         self._sink = sink

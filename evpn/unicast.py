@@ -22,13 +22,20 @@ from evpn.rib import Rank
 
 
 class UnicastPath(NamedTuple):
-    """One unicast route from one peer (``peer`` None: ours)."""
+    """One unicast route: from a peer, ours (``peer`` None), or, in a host-session VRF, the route the
+    IP-VRF imports from EVPN (``imported``: next hop the remote VTEP), which competes with the host's paths
+    in one best-path selection as in FRR's VRF table."""
 
     peer: IPAddress | None
     prefix: IPNetwork
     attrs: PathAttributes
     next_hop: IPAddress
     rank: Rank
+    imported: bool = False
+
+    @property
+    def from_peer(self) -> bool:
+        return self.peer is not None
 
 
 def _rank(path: UnicastPath) -> Rank:

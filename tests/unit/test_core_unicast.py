@@ -235,3 +235,35 @@ def test_host_session_removed_by_reconfigure_withdraws_its_routes() -> None:
     out = ap.apply(core.reconfigure(_config(nht=False, host=False), 2))
     assert t5 in _gone(out, UNDERLAY)
     assert not any(isinstance(e, UnicastRouteEntry) and e.prefix == N4("10.10.10.0/24") for e in ap.entries)
+
+
+def test_host_echo_of_an_imported_route_does_not_win() -> None:
+    """The host sends an EVPN route we gave it back (AS path 64600 64514, accepted by allowas-in origin):
+    in the VRF's one best-path selection the imported route (shorter AS path) stays best, as in FRR."""
+    core, ap, _ = _start(_config(nht=False), _underlay_up(), _host_up())
+    route, attrs = t5(VTEP_B, "10.30.0.0/24", rmac=RMAC_B)
+    ap.apply(core.handle(announce(UNDERLAY, VTEP_B, attrs, route), 1))
+    installed = RouteEntry("red", 100, N4("10.30.0.0/24"), VTEP_B)
+    assert installed in ap.entries
+    out = ap.apply(core.handle(_unicast(HOST, HOST, "10.30.0.0/24", as_path=(64600, 64514)), 2))
+    assert not out.advertise and not out.withdraw and not out.dataplane
+    assert installed in ap.entries
+    assert UnicastRouteEntry("red", N4("10.30.0.0/24"), HOST) not in ap.entries
+    # the EVPN route goes: the echo is all that is left, and it is used (FRR would do the same)
+    out = ap.apply(core.handle(withdraw(UNDERLAY, route), 3))
+    assert UnicastRouteEntry("red", N4("10.30.0.0/24"), HOST) in ap.entries and installed not in ap.entries
+    assert ap.entries == set(core.desired_dataplane())
+
+
+def test_host_route_beats_an_equal_evpn_route_as_ebgp() -> None:
+    core, ap, _ = _start(_config(nht=False), _underlay_up(), _host_up())
+    route, attrs = t5(VTEP_B, "10.10.10.0/24", rmac=RMAC_B)
+    attrs = dataclasses.replace(attrs, as_path=AsPath.sequence(64600))
+    ap.apply(core.handle(announce(UNDERLAY, VTEP_B, attrs, route), 1))
+    assert RouteEntry("red", 100, N4("10.10.10.0/24"), VTEP_B) in ap.entries
+    out = ap.apply(core.handle(_unicast(HOST, HOST, "10.10.10.0/24", as_path=(64600,)), 2))
+    assert UnicastRouteEntry("red", N4("10.10.10.0/24"), HOST) in ap.entries
+    assert RouteEntry("red", 100, N4("10.10.10.0/24"), VTEP_B) not in ap.entries
+    assert any(isinstance(r, IpPrefixRoute) and r.prefix == N4("10.10.10.0/24") for r in _sent(out, UNDERLAY))
+    assert N4("10.10.10.0/24") in _gone(out, HOST)  # split horizon: the host's own route is not sent back
+    assert ap.entries == set(core.desired_dataplane())
