@@ -923,7 +923,9 @@ class EvpnCore:
     ) -> tuple[Route, PathAttributes, IPAddress] | None:
         """What ``to`` gets for ``prefix`` (RFC 4271 §9.1.3, §5.1.3): the best path unless split horizon or
         iBGP rules forbid it (a route imported from EVPN counts as ours).
-        Next hop: unchanged between iBGP peers, else ours on the session (next-hop-self)."""
+        Next hop: unchanged between iBGP peers, else ours on the session (next-hop-self; also for routes
+        from a host session sent to the iBGP underlay: every node uses the same veth subnet, so the host's
+        address would not lead back to this node)."""
         rewriter = self._unicast_rewriters.get(table.asn)
         if rewriter is None:
             rewriter = self._unicast_rewriters[table.asn] = AttributeRewriter(

@@ -267,3 +267,29 @@ def test_host_route_beats_an_equal_evpn_route_as_ebgp() -> None:
     assert any(isinstance(r, IpPrefixRoute) and r.prefix == N4("10.10.10.0/24") for r in _sent(out, UNDERLAY))
     assert N4("10.10.10.0/24") in _gone(out, HOST)  # split horizon: the host's own route is not sent back
     assert ap.entries == set(core.desired_dataplane())
+
+
+PT_CIDR = N4("192.169.20.0/24")
+PT_HOST = V4("192.169.20.3")
+PT_ROUTER = V4("192.169.20.1")
+
+
+def test_passthrough_exchanges_unicast_with_the_underlay_without_evpn() -> None:
+    """L3Passthrough: a host session in the default VRF; its routes go to the main table and the underlay,
+    the underlay's routes go to the host (next hop ours), the veth subnet is announced to both."""
+    cfg = dataclasses.replace(
+        _config(nht=False, host=False),
+        passthrough=HostSession(asn=64514, host_asn=64600, local_cidr_ipv4=PT_CIDR, node_index=1),
+    )
+    host_up = PeerUp(PT_HOST, 64600, PT_HOST, False, frozenset({Family.IPV4_UNICAST}), local_address=PT_ROUTER)
+    core, ap, outs = _start(cfg, _underlay_up(), host_up)
+    assert PT_CIDR in _sent(outs[-2], UNDERLAY) and PT_CIDR in _sent(outs[-1], PT_HOST)
+    out = ap.apply(core.handle(_unicast(PT_HOST, PT_HOST, "10.40.0.0/16", as_path=(64600,)), 1))
+    assert UnicastRouteEntry("", N4("10.40.0.0/16"), PT_HOST) in ap.entries
+    attrs, nh = _sent(out, UNDERLAY)[N4("10.40.0.0/16")]
+    # next-hop-self: every node's veth subnet is the same, so the host's own address would not lead here
+    assert nh == LOCAL and attrs.as_path == AsPath.sequence(64600)
+    assert not any(isinstance(r, IpPrefixRoute) for a in out.advertise for r in a.routes)  # no EVPN
+    out = ap.apply(core.handle(_unicast(UNDERLAY, UNDERLAY, "10.50.0.0/16"), 2))
+    attrs, nh = _sent(out, PT_HOST)[N4("10.50.0.0/16")]
+    assert nh == PT_ROUTER and attrs.as_path == AsPath.sequence(64514)
