@@ -136,7 +136,9 @@ def test_nht_kernel_routes_and_resolve_via_default() -> None:
     ap.apply(core.handle(KernelRoutes(frozenset({N4("0.0.0.0/0")})), 3))
     assert fdb in ap.entries  # OpenPERouter: ip nht resolve-via-default
     cfg = _config()
-    cfg = dataclasses.replace(cfg, underlay=dataclasses.replace(cfg.underlay, nexthop_resolve_via_default=False))
+    cfg = dataclasses.replace(
+        cfg, underlay=dataclasses.replace(cfg.underlay, nexthop_resolve_via_default=False)
+    )
     ap.apply(core.reconfigure(cfg, 4))
     assert fdb not in ap.entries
     ap.apply(core.handle(KernelRoutes(frozenset()), 5))
@@ -281,7 +283,9 @@ def test_passthrough_exchanges_unicast_with_the_underlay_without_evpn() -> None:
         _config(nht=False, host=False),
         passthrough=HostSession(asn=64514, host_asn=64600, local_cidr_ipv4=PT_CIDR, node_index=1),
     )
-    host_up = PeerUp(PT_HOST, 64600, PT_HOST, False, frozenset({Family.IPV4_UNICAST}), local_address=PT_ROUTER)
+    host_up = PeerUp(
+        PT_HOST, 64600, PT_HOST, False, frozenset({Family.IPV4_UNICAST}), local_address=PT_ROUTER
+    )
     core, ap, outs = _start(cfg, _underlay_up(), host_up)
     assert PT_CIDR in _sent(outs[-2], UNDERLAY) and PT_CIDR in _sent(outs[-1], PT_HOST)
     out = ap.apply(core.handle(_unicast(PT_HOST, PT_HOST, "10.40.0.0/16", as_path=(64600,)), 1))
