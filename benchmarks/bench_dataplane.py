@@ -177,21 +177,28 @@ class ZebraResult:
     left: int = 0
 
 
-def _zebra_count(ns: str, ifindex: int) -> int:
+def remote_fdb(ns: str, ifindex: int) -> dict[bytes, ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The remote MACs of VXLAN device ``ifindex`` in namespace ``ns`` (one netlink dump): MAC -> VTEP of
+    every ``dst VTEP extern_learn`` entry (flood entries excluded)."""
     with netns.entered(ns):
         transport = rtnl.BatchTransport(rtnl.open_socket())
     try:
-        return sum(
-            1
+        return {
+            m.lladdr: m.dst
             for m in transport.dump(rtnl.dump_request(rtnl.RTM_GETNEIGH, rtnl.AF_BRIDGE))
             if isinstance(m, rtnl.Neigh)
             and m.ifindex == ifindex
             and m.dst is not None
+            and m.lladdr is not None
             and m.flags & rtnl.NTF_EXT_LEARNED
             and m.lladdr != b"\0" * 6
-        )
+        }
     finally:
         transport.close()
+
+
+def _zebra_count(ns: str, ifindex: int) -> int:
+    return len(remote_fdb(ns, ifindex))
 
 
 def _zebra_wait(

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from evpn.codec.attributes import AsPath, PathAttributes
-from evpn.codec.capabilities import FourOctetAs, Multiprotocol
+from evpn.codec.capabilities import Capability, FourOctetAs, Multiprotocol
 from evpn.codec.evpn_nlri import MacIpRoute
 from evpn.codec.extcommunity import VXLAN_ENCAPSULATION
 from evpn.codec.messages import Keepalive, Open
@@ -69,35 +69,55 @@ router bgp {ASN}
 """
 
 
-def updates(n: int) -> bytes:
-    """N MAC-only type-2 routes, round-robin over the VTEPs, ``PER_UPDATE`` NLRIs per UPDATE."""
+def type2_routes(n: int, first: int = 0) -> list[tuple[ipaddress.IPv4Address, MacIpRoute]]:
+    """N MAC-only type-2 routes of VNI 110 (MACs ``0a:00:00:00:00:00`` + ``first`` + i), each with its VTEP
+    (round-robin over ``VTEPS`` by MAC number)."""
+    rd = RouteDistinguisher.ipv4(ipaddress.IPv4Address(INJ_ID), 1)
+    return [
+        (VTEPS[i % len(VTEPS)], MacIpRoute(rd, MacAddress.from_int(0x0A0000000000 + i), None, VNI))
+        for i in range(first, first + n)
+    ]
+
+
+def pack_announce(routes: Sequence[tuple[ipaddress.IPv4Address, MacIpRoute]]) -> bytes:
+    """UPDATEs announcing ``(vtep, route)`` pairs, grouped by VTEP, ``PER_UPDATE`` NLRIs per UPDATE."""
     attrs = PathAttributes(
         as_path=AsPath(),
         local_pref=100,
         ext_communities=(RouteTarget.from_text(f"{ASN}:{VNI}"), VXLAN_ENCAPSULATION),
     )
-    rd = RouteDistinguisher.ipv4(ipaddress.IPv4Address(INJ_ID), 1)
     groups: dict[ipaddress.IPv4Address, list[MacIpRoute]] = {}
-    for i in range(n):
-        route = MacIpRoute(rd, MacAddress.from_int(0x0A0000000000 + i), None, VNI)
-        groups.setdefault(VTEPS[i % len(VTEPS)], []).append(route)
+    for vtep, route in routes:
+        groups.setdefault(vtep, []).append(route)
     packer = UpdatePacker()
     out = []
-    for vtep, routes in groups.items():
-        for start in range(0, len(routes), PER_UPDATE):
-            out.extend(packer.announce(attrs, routes[start : start + PER_UPDATE], vtep))
+    for vtep, group in groups.items():
+        for start in range(0, len(group), PER_UPDATE):
+            out.extend(packer.announce(attrs, group[start : start + PER_UPDATE], vtep))
     return b"".join(out)
+
+
+def pack_withdraw(routes: Sequence[MacIpRoute]) -> bytes:
+    """UPDATEs withdrawing ``routes`` (MP_UNREACH_NLRI, as many per UPDATE as fit)."""
+    return b"".join(UpdatePacker().withdraw(list(routes))) if routes else b""
+
+
+def updates(n: int) -> bytes:
+    """N MAC-only type-2 routes, round-robin over the VTEPs, ``PER_UPDATE`` NLRIs per UPDATE."""
+    return pack_announce(type2_routes(n))
 
 
 class Injector:
     """The raw sender: OPEN + KEEPALIVE, then a thread that drains what the target sends and keeps the
     session alive (KEEPALIVE every 2 s)."""
 
-    def __init__(self, ns: Namespace) -> None:
+    def __init__(
+        self, ns: Namespace, target_ip: str = TARGET_IP, extra_caps: Sequence[Capability] = ()
+    ) -> None:
         with ns.enter():
-            self.sock = socket.create_connection((TARGET_IP, 179), timeout=10)
+            self.sock = socket.create_connection((target_ip, 179), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        caps = (Multiprotocol(25, 70), FourOctetAs(ASN))
+        caps = (Multiprotocol(25, 70), FourOctetAs(ASN), *extra_caps)
         self.lock = threading.Lock()
         with self.lock:
             self.sock.sendall(

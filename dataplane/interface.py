@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from evpn.dataplane_state import DataplaneDelta, DataplaneEntry
-from evpn.events import LocalMacAged, LocalMacLearned, LocalNeighLearned, LocalNeighRemoved
+from evpn.events import KernelRoutes, LocalMacAged, LocalMacLearned, LocalNeighLearned, LocalNeighRemoved
 
 
 class Operation(enum.StrEnum):
@@ -51,7 +51,11 @@ class LinkChanged:
     up: bool
 
 
-LocalEvent = LocalMacLearned | LocalMacAged | LocalNeighLearned | LocalNeighRemoved | LinkChanged
+LocalEvent = (
+    LocalMacLearned | LocalMacAged | LocalNeighLearned | LocalNeighRemoved | LinkChanged | KernelRoutes
+)
+"""What an :class:`EventSource` yields. ``KernelRoutes`` is the router namespace's whole main table (without our
+routes), for next-hop tracking: first at start, then after every change."""
 
 
 class Dataplane(Protocol):
@@ -72,5 +76,5 @@ class Dataplane(Protocol):
 
 class EventSource(Protocol):
     def events(self) -> AsyncIterator[LocalEvent]:
-        """Local learning as it happens; the current local state first."""
+        """Local learning as it happens; the current local state first (the kernel's routes before that)."""
         ...

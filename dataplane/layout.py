@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evpn.config import L2Vni, L3Vni, SpeakerConfig, VrfBackend
+from evpn.config import HostSession, L2Vni, L3Vni, SpeakerConfig, VrfBackend
 from evpn.mac import MacAddress
 
 OWNER_ALIAS = "evpn-speaker"
@@ -62,6 +62,23 @@ def router_veth_name(vni: int) -> str:
     return f"pe-e-{vni}"
 
 
+def host_session_host_veth(vni: int) -> str:
+    """Host side of an L3VNI's host session (OpenPERouter ``host-<vni>``)."""
+    return f"host-{vni}"
+
+
+def host_session_router_veth(vni: int) -> str:
+    """Router side of an L3VNI's host session, in the VRF (OpenPERouter ``pe-<vni>``)."""
+    return f"pe-{vni}"
+
+
+PASSTHROUGH_HOST_VETH = "pt-host"
+"""Host side of the passthrough host session (OpenPERouter L3Passthrough)."""
+PASSTHROUGH_ROUTER_VETH = "pt-ns"
+"""Router side of the passthrough host session, in the router namespace (the default VRF)."""
+MAIN_TABLE = 254
+
+
 def vrf_table(l3: L3Vni) -> int:
     """The kernel routing table of a VRF device: the L3VNI itself (unique per node, stable)."""
     return l3.vni
@@ -87,6 +104,29 @@ class VrfPlace:
     netns: str | None
     table: int
     svi: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnicastTable:
+    """Where BGP unicast routes of a VRF go: ``vrf`` "" is the default VRF (the router's main table)."""
+
+    vrf: str
+    netns: str | None
+    table: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostVeth:
+    """One host-session veth pair: ``router`` in ``router_netns`` (enslaved to ``master`` when given),
+    ``host`` in ``host_netns``; ``mtu`` None leaves the kernel's default."""
+
+    router: str
+    host: str
+    router_netns: str | None
+    host_netns: str | None
+    master: str | None
+    mtu: int | None
+    session: HostSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +166,50 @@ class Layout:
         places: dict[str, VrfPlace] = {}
         for l3 in self.config.l3vnis:
             netns = self.vrf_netns(l3)
-            table = vrf_table(l3) if self.config.vrf_backend is VrfBackend.DEVICE else 254
+            table = vrf_table(l3) if self.config.vrf_backend is VrfBackend.DEVICE else MAIN_TABLE
             places[l3.vrf] = VrfPlace(l3.vrf, l3.vni, netns, table, router_bridge_name(l3.vni))
         return places
+
+    def unicast_tables(self) -> dict[str, UnicastTable]:
+        """``""``: the router namespace's main table; each VRF: its namespace's main table (``netns``
+        backend) or its VRF device's table (``device`` backend)."""
+        tables = {"": UnicastTable("", self.namespaces.router, MAIN_TABLE)}
+        for vrf, place in self.vrfs().items():
+            tables[vrf] = UnicastTable(vrf, place.netns, place.table)
+        return tables
+
+    def host_veths(self) -> list[HostVeth]:
+        """The veth pairs of the host sessions: the passthrough one, then one per L3VNI with a session."""
+        config = self.config
+        out: list[HostVeth] = []
+        if config.passthrough is not None:
+            out.append(
+                HostVeth(
+                    PASSTHROUGH_ROUTER_VETH,
+                    PASSTHROUGH_HOST_VETH,
+                    self.namespaces.router,
+                    self.host_netns(),
+                    None,
+                    None,
+                    config.passthrough,
+                )
+            )
+        device = config.vrf_backend is VrfBackend.DEVICE
+        for l3 in config.l3vnis:
+            if l3.host_session is None:
+                continue
+            out.append(
+                HostVeth(
+                    host_session_router_veth(l3.vni),
+                    host_session_host_veth(l3.vni),
+                    self.vrf_netns(l3),
+                    self.host_netns(),
+                    l3.vrf if device else None,
+                    self.mtu(),
+                    l3.host_session,
+                )
+            )
+        return out
 
     def mtu(self) -> int:
         return self.config.underlay.mtu - VXLAN_OVERHEAD

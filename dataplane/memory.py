@@ -7,20 +7,32 @@ import errno
 from collections.abc import AsyncIterator, Iterable
 
 from dataplane.interface import ApplyResult, EntryFailure, LocalEvent, Operation
-from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, FdbEntry, NeighEntry, RouteEntry
+from evpn.dataplane_state import (
+    DataplaneDelta,
+    DataplaneEntry,
+    FdbEntry,
+    NeighEntry,
+    RouteEntry,
+    UnicastRouteEntry,
+)
 
 
-def entry_vni(entry: DataplaneEntry) -> int:
+def entry_vni(entry: DataplaneEntry) -> int | None:
+    """The VNI whose devices an entry needs (None: a unicast route, which needs its VRF only)."""
+    if isinstance(entry, UnicastRouteEntry):
+        return None
     return entry.l3vni if isinstance(entry, RouteEntry) else entry.vni
 
 
 class MemoryDataplane:
-    """Holds entries as the kernel would: one remote VTEP per (vni, mac), one MAC per (vni, ip) and one route
-    per (vrf, prefix), so an add replaces the entry in its slot; O(1) per entry. ``vnis`` (when given) are
-    the VNIs with devices: others fail with ENODEV, as in the kernel. ``inject`` feeds the event stream."""
+    """Holds entries as the kernel would: one remote VTEP per (vni, mac), one MAC per (vni, ip), one EVPN route
+    and one unicast route per (vrf, prefix), so an add replaces the entry in its slot; O(1) per entry.
+    ``vnis`` (when given) are the VNIs with devices, ``vrfs`` the VRFs unicast routes may go to (the default
+    VRF "" always): others fail with ENODEV, as in the kernel. ``inject`` feeds the event stream."""
 
-    def __init__(self, vnis: Iterable[int] | None = None) -> None:
+    def __init__(self, vnis: Iterable[int] | None = None, vrfs: Iterable[str] | None = None) -> None:
         self._vnis = frozenset(vnis) if vnis is not None else None
+        self._vrfs = frozenset(vrfs) | {""} if vrfs is not None else None
         self._slots: dict[object, DataplaneEntry] = {}
         self._events: asyncio.Queue[LocalEvent] = asyncio.Queue()
 
@@ -40,11 +52,18 @@ class MemoryDataplane:
             return (2, entry.vni, entry.ip)
         if isinstance(entry, RouteEntry):
             return (3, entry.vrf, entry.prefix)
+        if isinstance(entry, UnicastRouteEntry):
+            return (4, entry.vrf, entry.prefix)
         return entry
 
     def _check(self, entry: DataplaneEntry, operation: Operation) -> EntryFailure | None:
-        if self._vnis is not None and entry_vni(entry) not in self._vnis:
-            return EntryFailure(entry, operation, errno.ENODEV, f"no device for VNI {entry_vni(entry)}")
+        if isinstance(entry, UnicastRouteEntry):
+            if self._vrfs is not None and entry.vrf not in self._vrfs:
+                return EntryFailure(entry, operation, errno.ENODEV, f"VRF {entry.vrf!r} is not configured")
+            return None
+        vni = entry_vni(entry)
+        if self._vnis is not None and vni not in self._vnis:
+            return EntryFailure(entry, operation, errno.ENODEV, f"no device for VNI {vni}")
         return None
 
     async def apply(self, delta: DataplaneDelta) -> ApplyResult:

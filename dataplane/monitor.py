@@ -1,10 +1,12 @@
-"""Kernel events -> local-learning events: bridge FDB and SVI neighbour notifications, link state.
+"""Kernel events -> local-learning events: bridge FDB and SVI neighbour notifications, link state, and the
+router namespace's own routes (:class:`evpn.events.KernelRoutes`, see :mod:`dataplane.kernel_routes`).
 
 One netlink socket per namespace that holds L2VNI devices, subscribed to link and neighbour groups and
 read from the event loop as soon as the kernel writes (a migrated VM's GARP or unsolicited NA becomes an
 event within milliseconds). Local means: not ``extern_learn`` (ours) and not on a VXLAN port. The current
 state is reported first (a dump right after subscribing), then changes. STALE neighbours are re-probed
 every ``probe_interval`` seconds so silent hosts stay REACHABLE and their routes are not withdrawn.
+The first event is always the router's ``KernelRoutes``, then the local state, then changes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 
 from dataplane import netns, rtnl
 from dataplane.interface import LocalEvent
+from dataplane.kernel_routes import KernelRouteWatch
 from dataplane.layout import Layout, router_veth_name
+from dataplane.reconciler import RTPROT_EVPN_SPEAKER
 from dataplane.translate import EventTranslator
 
 
@@ -34,9 +38,20 @@ class _Watch:
 class Monitor:
     """``async for event in Monitor(layout).events()`` yields :data:`dataplane.interface.LocalEvent` values."""
 
-    def __init__(self, layout: Layout, *, probe_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        probe_interval: float = 30.0,
+        protocol: int = RTPROT_EVPN_SPEAKER,
+        route_coalesce: float = 0.005,
+    ) -> None:
+        """``protocol``: the routes the reconciler installs, left out of ``KernelRoutes``;
+        ``route_coalesce``: how long a burst of route changes may last before the table is read again."""
         self._layout = layout
         self._probe_interval = probe_interval
+        self._protocol = protocol
+        self._route_coalesce = route_coalesce
         self.resyncs = 0
         """How often notifications were lost (ENOBUFS) and the state was read again."""
         vnis = {l2.vni: layout.l2_netns(l2) for l2 in layout.config.l2vnis}
@@ -53,7 +68,13 @@ class Monitor:
         queue: asyncio.Queue[LocalEvent] = asyncio.Queue()
         states: list[_Watch] = []
         probe: asyncio.Task[None] | None = None
+        routes = KernelRouteWatch(
+            self._layout.namespaces.router, self._protocol, coalesce=self._route_coalesce
+        )
+        follow: asyncio.Task[None] | None = None
         try:
+            queue.put_nowait(await routes.start())
+            follow = asyncio.create_task(routes.follow(queue.put_nowait), name="kernel-routes")
             for ns in self._svi_vni:
                 with netns.entered(ns):
                     sock = rtnl.open_socket(rtnl.RTMGRP_LINK | rtnl.RTMGRP_NEIGH, rcvbuf=32 << 20)
@@ -67,10 +88,12 @@ class Monitor:
             while True:
                 yield await queue.get()
         finally:
-            if probe is not None:
-                probe.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await probe
+            for task in (probe, follow):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            routes.close()
             for state in states:
                 loop.remove_reader(state.sock.fileno())
                 state.sock.close()

@@ -1,5 +1,10 @@
 """Creates the node's EVPN devices from the configuration, OpenPERouter style, idempotently (DESIGN §4, §5).
 
+Besides the VNIs' bridges, VXLAN devices and host veths, each host session gets its veth pair
+(:meth:`dataplane.layout.Layout.host_veths`): ``pe-<vni>`` in the VRF <-> ``host-<vni>`` with the host, and
+``pt-ns`` in the router namespace <-> ``pt-host`` for the passthrough session, addressed from the session's
+CIDRs (router side, host side) with duplicate address detection off so BGP can connect at once.
+
 Every device created here carries the alias :data:`dataplane.layout.OWNER_ALIAS`; only such devices are
 ever changed or deleted (a device with one of our names but without the alias is a conflict, reported).
 Each step reads the kernel first and sends a request only for a difference, so a second run with the same
@@ -21,6 +26,7 @@ from dataplane import netns
 from dataplane.errors import PlumbingError, VrfUnsupportedError
 from dataplane.layout import (
     OWNER_ALIAS,
+    HostVeth,
     Layout,
     anycast_mac,
     host_bridge_name,
@@ -200,6 +206,8 @@ class Plumbing:
                 self._l3vni(router, ns(layout.vrf_netns(l3)), l3, wanted)
             for l2 in config.l2vnis:
                 self._l2vni(router, ns(layout.l2_netns(l2)), ns(layout.host_netns()), l2, wanted)
+            for veth in layout.host_veths():
+                self._host_veth(ns(veth.router_netns), ns(veth.host_netns), veth, wanted)
             for name in {
                 layout.namespaces.router,
                 layout.host_netns(),
@@ -359,6 +367,35 @@ class Plumbing:
         host.ensure_link(he, master=bridge, mtu=self._layout.mtu())
         names.add(pe)
         host_names.add(he)
+
+    def _host_veth(self, where: _Ns, host: _Ns, veth: HostVeth, wanted: dict[str | None, set[str]]) -> None:
+        """A host session's veth pair (``pe-<vni>``/``pt-ns`` in the VRF or the router namespace, the other end
+        with the host), up, with the session's addresses; no DAD, so IPv6 works (and BGP connects) at once."""
+        pe, he = veth.router, veth.host
+        link = where.owned(pe)
+        if link is not None and host.owned(he) is None:  # the other half is gone (host namespace recreated)
+            where.ipr.link("del", index=link["index"])
+            where.note(f"deleted {pe} (its peer {he} is gone)")
+            link = None
+        if link is None:
+            if host.owned(he) is not None:  # half of an old pair
+                host.ipr.link("del", index=host.index(he))
+            peer: dict[str, Any] = {"ifname": he}
+            if host.name != where.name:
+                peer["net_ns_fd"] = host.name
+            where.ipr.link("add", ifname=pe, kind="veth", peer=peer)
+            where.ipr.link("set", index=where.index(pe), ifalias=OWNER_ALIAS)
+            host.ipr.link("set", index=host.index(he), ifalias=OWNER_ALIAS)
+            where.note(f"created veth {pe} <-> {he}")
+        where.sysctl(f"net.ipv6.conf.{pe}.accept_dad", "0")
+        host.sysctl(f"net.ipv6.conf.{he}.accept_dad", "0")
+        where.ensure_link(pe, master=veth.master, mtu=veth.mtu)  # enslaved before addresses: a VRF keeps them
+        host.ensure_link(he, master=None, mtu=veth.mtu)
+        session = veth.session
+        where.ensure_addresses(pe, {session.router_side(c) for c in session.cidrs()}, exclusive=True)
+        host.ensure_addresses(he, {session.host_side(c) for c in session.cidrs()}, exclusive=True)
+        wanted.setdefault(where.name, set()).add(pe)
+        wanted.setdefault(host.name, set()).add(he)
 
     def _remove_stale(self, where: _Ns, keep: set[str]) -> None:
         for ifname, link in sorted(where.ours().items()):

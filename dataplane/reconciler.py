@@ -6,7 +6,10 @@ What it installs and how it recognises its own entries again after a restart:
 - flood: ``00:00:00:00:00:00 dev vni<vni> dst VTEP`` appended per VTEP (all zero-MAC entries on a VXLAN
   device the plumbing created are ours: the kernel keeps one flag set per MAC, not per destination);
 - neighbour: ``IP lladdr MAC dev <SVI> extern_learn`` (state NOARP);
-- route: ``PREFIX via VTEP dev <L3 SVI> onlink proto evpn-speaker`` (:data:`RTPROT_EVPN_SPEAKER`).
+- route: ``PREFIX via VTEP dev <L3 SVI> onlink proto evpn-speaker`` (:data:`RTPROT_EVPN_SPEAKER`);
+- unicast route: ``PREFIX via NEXT_HOP proto evpn-speaker metric 20`` (no device, never ``onlink``: the kernel
+  resolves the next hop) in the router namespace's main table (VRF "") or in a VRF's table
+  (:meth:`dataplane.layout.Layout.unicast_tables`).
 
 Entries without these marks, or on devices of VNIs not in the configuration, are never touched.
 All netlink work runs in a worker thread, one batch transport per namespace (see :mod:`dataplane.rtnl`).
@@ -24,13 +27,26 @@ from dataclasses import dataclass, field
 
 from dataplane import netns, rtnl
 from dataplane.interface import ApplyResult, EntryFailure, Operation
-from dataplane.layout import Layout, VniDevices
-from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, FdbEntry, FloodEntry, NeighEntry, RouteEntry
+from dataplane.layout import Layout, VniDevices, VrfPlace
+from evpn.dataplane_state import (
+    DataplaneDelta,
+    DataplaneEntry,
+    FdbEntry,
+    FloodEntry,
+    NeighEntry,
+    RouteEntry,
+    UnicastRouteEntry,
+)
 from evpn.mac import MacAddress
 
 RTPROT_EVPN_SPEAKER = 201
 """Our route protocol number, "evpn-speaker" (``ip route show proto 201``). Not 196: FRR's rt_protos.d names
 186-198 for its daemons (196 is staticd), and we must never take another daemon's routes for ours."""
+
+UNICAST_METRIC = 20
+"""The metric of our unicast routes (what zebra gives eBGP routes). Not the kernel's default: a replace only
+overwrites a route of the same prefix *and metric*, so a connected route (IPv4 metric 0) or a user's static
+route (IPv6 metric 1024) with the same prefix is never overwritten, and a connected IPv4 route still wins."""
 
 _ZERO_MAC = b"\0" * 6
 _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
@@ -71,7 +87,9 @@ def _replace_key(entry: DataplaneEntry) -> tuple[object, ...] | None:
         return ("neigh", entry.vni, entry.ip)
     if isinstance(entry, RouteEntry):
         return ("route", entry.vrf, entry.prefix)
-    return None
+    return (
+        None  # a unicast route's next hop may be unreachable: remove the old one, do not hope to replace it
+    )
 
 
 class KernelDataplane:
@@ -81,6 +99,7 @@ class KernelDataplane:
         self._layout = layout
         self._vnis = layout.vnis()
         self._vrfs = layout.vrfs()
+        self._tables = layout.unicast_tables()
         self._protocol = protocol
         self._transports: dict[str | None, tuple[tuple[int, int], rtnl.BatchTransport]] = {}
         self._lock = asyncio.Lock()
@@ -133,6 +152,9 @@ class KernelDataplane:
         return found
 
     def _namespace_of(self, entry: DataplaneEntry) -> str | None:
+        if isinstance(entry, UnicastRouteEntry):
+            table = self._tables.get(entry.vrf)
+            return table.netns if table is not None else None
         if isinstance(entry, RouteEntry):
             place = self._vrfs.get(entry.vrf)
             return place.netns if place is not None else None
@@ -186,6 +208,8 @@ class KernelDataplane:
     def _request(self, entry: DataplaneEntry, operation: Operation, index: dict[str, int]) -> _Request:
         add = operation == Operation.ADD
         gone = frozenset({errno.ENOENT, errno.ESRCH})
+        if isinstance(entry, UnicastRouteEntry):
+            return self._unicast_request(entry, operation, gone)
         if isinstance(entry, RouteEntry):
             place = self._vrfs.get(entry.vrf)
             if place is None:
@@ -268,6 +292,29 @@ class KernelDataplane:
             gone,
         )
 
+    def _unicast_request(
+        self, entry: UnicastRouteEntry, operation: Operation, gone: frozenset[int]
+    ) -> _Request:
+        table = self._tables.get(entry.vrf)
+        if table is None:
+            raise LookupError(f"VRF {entry.vrf!r} is not configured")
+        if operation == Operation.ADD:
+            msg = rtnl.unicast_route_message(
+                rtnl.RTM_NEWROUTE,
+                _CREATE,
+                entry.prefix,
+                entry.next_hop,
+                table.table,
+                self._protocol,
+                UNICAST_METRIC,
+            )
+            return _Request(entry, operation, (msg,))
+        # no metric: removes ours (protocol, gateway) whatever metric it was installed with
+        msg = rtnl.unicast_route_message(
+            rtnl.RTM_DELROUTE, 0, entry.prefix, entry.next_hop, table.table, self._protocol
+        )
+        return _Request(entry, operation, (msg,), gone)
+
     def _send(self, ns: str | None, requests: Sequence[_Request]) -> tuple[int, int, list[EntryFailure]]:
         if not requests:
             return 0, 0, []
@@ -297,6 +344,7 @@ class KernelDataplane:
 
     def _read_all(self) -> dict[str | None, _KernelView]:
         namespaces = {d.netns for d in self._vnis.values()} | {p.netns for p in self._vrfs.values()}
+        namespaces |= {t.netns for t in self._tables.values()}
         return {ns: self._read(ns) for ns in namespaces if ns is None or netns.exists(ns)}
 
     def _read(self, ns: str | None) -> _KernelView:
@@ -308,6 +356,7 @@ class KernelDataplane:
         vxlan_vni = {index[d.vxlan]: d.vni for d in self._vnis.values() if d.netns == ns and d.vxlan in index}
         svi_vni = {index[d.svi]: d.vni for d in self._vnis.values() if d.netns == ns and d.svi in index}
         svi_vrf = {index[p.svi]: p for p in self._vrfs.values() if p.netns == ns and p.svi in index}
+        unicast = {t.table: t.vrf for t in self._tables.values() if t.netns == ns}
         transport = self._transport(ns)
         for msg in transport.dump(rtnl.dump_request(rtnl.RTM_GETNEIGH, rtnl.AF_BRIDGE)):
             if not isinstance(msg, rtnl.Neigh) or msg.ifindex not in vxlan_vni or msg.lladdr is None:
@@ -336,16 +385,10 @@ class KernelDataplane:
                         continue  # the companion of an IPv4 VTEP neighbour on an L3 SVI
                     view.entries.add(NeighEntry(svi_vni[msg.ifindex], msg.dst, MacAddress(msg.lladdr)))
             for msg in transport.dump(rtnl.dump_request(rtnl.RTM_GETROUTE, family)):
-                if not isinstance(msg, rtnl.Route) or msg.protocol != self._protocol:
-                    continue
-                place = svi_vrf.get(msg.oif or -1)
-                if place is None or msg.table != place.table or msg.gateway is None or msg.dst is None:
-                    continue
-                prefix = ipaddress.ip_network((msg.dst, msg.dst_len))
-                gateway = msg.gateway
-                if isinstance(gateway, ipaddress.IPv6Address) and gateway.ipv4_mapped is not None:
-                    gateway = gateway.ipv4_mapped
-                view.entries.add(RouteEntry(place.vrf, place.l3vni, prefix, gateway))
+                if isinstance(msg, rtnl.Route) and msg.protocol == self._protocol and msg.gateway is not None:
+                    entry = _route_entry(msg, svi_vrf, unicast)
+                    if entry is not None:
+                        view.entries.add(entry)
         return view
 
     def _reconcile_sync(self, wanted: set[DataplaneEntry]) -> ApplyResult:
@@ -384,6 +427,25 @@ class KernelDataplane:
             ]
             removed += sum(1 for o in self._transport(ns).transact(messages) if not o.error)
         return removed
+
+
+def _route_entry(
+    msg: rtnl.Route, svi_vrf: dict[int, VrfPlace], unicast: dict[int, str]
+) -> RouteEntry | UnicastRouteEntry | None:
+    """One of our routes read back: an EVPN route is ``onlink`` through its VRF's L3 SVI, a unicast route
+    never is ``onlink``; anything else with our protocol is left alone."""
+    gateway = msg.gateway
+    if gateway is None:
+        return None
+    if msg.flags & rtnl.RTNH_F_ONLINK:
+        place = svi_vrf.get(msg.oif or -1)
+        if place is None or msg.table != place.table:
+            return None
+        if isinstance(gateway, ipaddress.IPv6Address) and gateway.ipv4_mapped is not None:
+            gateway = gateway.ipv4_mapped
+        return RouteEntry(place.vrf, place.l3vni, msg.prefix, gateway)
+    vrf = unicast.get(msg.table)
+    return UnicastRouteEntry(vrf, msg.prefix, gateway) if vrf is not None else None
 
 
 def _lookup(index: dict[str, int], name: str) -> int:

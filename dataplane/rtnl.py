@@ -38,6 +38,8 @@ NLMSGERR_ATTR_MSG = 1
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 RTM_GETROUTE = 26
@@ -47,6 +49,10 @@ RTM_GETNEIGH = 30
 
 RTMGRP_LINK = 0x1
 RTMGRP_NEIGH = 0x4
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_IFADDR = 0x100
+RTMGRP_IPV6_ROUTE = 0x400
 
 AF_BRIDGE = 7
 
@@ -71,11 +77,15 @@ NDA_MASTER = 9
 RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_MULTIPATH = 9
 RTA_TABLE = 15
 RTA_VIA = 18
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE = 0
+RTNH_F_DEAD = 1
 RTNH_F_ONLINK = 4
+RTNH_F_LINKDOWN = 16
 RT_TABLE_MAIN = 254
 
 IFLA_IFNAME = 3
@@ -90,6 +100,7 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _NDMSG = struct.Struct("=BxxxiHBB")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _IFINFOMSG = struct.Struct("=BxHiII")
+_RTNEXTHOP = struct.Struct("=HBBi")
 _NLA = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 
@@ -191,6 +202,40 @@ def route_message(
     return _message(msg_type, flags, 0, body)
 
 
+def unicast_route_message(
+    msg_type: int,
+    flags: int,
+    prefix: IPNetwork,
+    gateway: IPAddress,
+    table: int,
+    protocol: int,
+    priority: int | None = None,
+) -> bytes:
+    """``ip route replace|del PREFIX via GATEWAY proto PROTOCOL table TABLE [metric PRIORITY]``: no device,
+    the kernel resolves the gateway through its connected routes (an IPv6 gateway of an IPv4 prefix goes
+    as ``RTA_VIA``, RFC 8950)."""
+    family = _family(prefix.network_address)
+    body = _RTMSG.pack(
+        family,
+        prefix.prefixlen,
+        0,
+        0,
+        table if table < 256 else 0,
+        protocol,
+        RT_SCOPE_UNIVERSE,
+        RTN_UNICAST,
+        0,
+    )
+    body += _nla(RTA_TABLE, _U32.pack(table)) + _nla(RTA_DST, prefix.network_address.packed)
+    if gateway.version == prefix.version:
+        body += _nla(RTA_GATEWAY, gateway.packed)
+    else:
+        body += _nla(RTA_VIA, struct.pack("=H", _family(gateway)) + gateway.packed)
+    if priority is not None:
+        body += _nla(RTA_PRIORITY, _U32.pack(priority))
+    return _message(msg_type, flags, 0, body)
+
+
 def dump_request(msg_type: int, family: int) -> bytes:
     if msg_type == RTM_GETROUTE:
         body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -247,6 +292,28 @@ class Route:
     dst: IPAddress | None
     gateway: IPAddress | None
     oif: int | None
+    kind: int = RTN_UNICAST
+    """``rtm_type``: unicast, local, blackhole, unreachable, multicast ..."""
+    flags: int = 0
+    """``rtm_flags`` (for a single next hop they carry its ``RTNH_F_*`` flags: onlink, dead, linkdown)."""
+    nexthop_flags: tuple[int, ...] = ()
+    """``rtnh_flags`` of each next hop of a multipath route (``RTA_MULTIPATH``); empty for one next hop."""
+
+    @property
+    def prefix(self) -> IPNetwork:
+        """``dst/dst_len`` (a default route has no ``RTA_DST``: the unspecified address)."""
+        dst = self.dst
+        if dst is None:
+            dst = ipaddress.IPv4Address(0) if self.family == socket.AF_INET else ipaddress.IPv6Address(0)
+        return ipaddress.ip_network((dst, self.dst_len))
+
+    @property
+    def usable(self) -> bool:
+        """False when every next hop is dead or on a link without carrier (zebra: inactive)."""
+        down = RTNH_F_DEAD | RTNH_F_LINKDOWN
+        if self.nexthop_flags:
+            return any(not flags & down for flags in self.nexthop_flags)
+        return not self.flags & down
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +347,20 @@ def decode_neigh(msg_type: int, data: bytes | memoryview, offset: int, end: int)
     )
 
 
+def _nexthop_flags(multipath: bytes) -> tuple[int, ...]:
+    flags: list[int] = []
+    offset = 0
+    while offset + _RTNEXTHOP.size <= len(multipath):
+        length, nh_flags, _, _ = _RTNEXTHOP.unpack_from(multipath, offset)
+        if length < _RTNEXTHOP.size:
+            break
+        flags.append(nh_flags)
+        offset += (length + 3) & ~3
+    return tuple(flags)
+
+
 def decode_route(msg_type: int, data: bytes | memoryview, offset: int, end: int) -> Route:
-    family, dst_len, _, _, table, protocol, _, _, _ = _RTMSG.unpack_from(data, offset)
+    family, dst_len, _, _, table, protocol, _, kind, rtm_flags = _RTMSG.unpack_from(data, offset)
     attrs = _attrs(data, offset + _RTMSG.size, end)
     if RTA_TABLE in attrs:
         table = _U32.unpack(attrs[RTA_TABLE])[0]
@@ -298,6 +377,9 @@ def decode_route(msg_type: int, data: bytes | memoryview, offset: int, end: int)
         _ip(attrs[RTA_DST]) if RTA_DST in attrs else None,
         gateway,
         _U32.unpack(oif)[0] if oif is not None else None,
+        kind,
+        rtm_flags,
+        _nexthop_flags(attrs[RTA_MULTIPATH]) if RTA_MULTIPATH in attrs else (),
     )
 
 
@@ -340,6 +422,18 @@ def decode(data: bytes | memoryview) -> Iterator[Decoded]:
             yield decode_route(msg_type, data, offset + 16, end)
         elif msg_type in (RTM_NEWLINK, RTM_DELLINK):
             yield decode_link(msg_type, data, offset + 16, end)
+        offset += (length + 3) & ~3
+
+
+def message_types(data: bytes | memoryview) -> Iterator[int]:
+    """The ``nlmsg_type`` of every message in one datagram (addresses, for instance, are not decoded)."""
+    offset = 0
+    size = len(data)
+    while offset + 16 <= size:
+        length, msg_type, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
+        if length < 16:
+            break
+        yield msg_type
         offset += (length + 3) & ~3
 
 
@@ -406,6 +500,33 @@ def drop_vxlan_self_notifications(sock: socket.socket) -> None:
     buffer = ctypes.create_string_buffer(program)
     fprog = struct.pack("HxxxxxxQ", len(program) // _BPF.size, ctypes.addressof(buffer))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)  # the kernel copies the program
+
+
+def drop_route_notifications_of(sock: socket.socket, protocol: int) -> None:
+    """Attach a classic BPF filter dropping route notifications of routes with ``rtm_protocol == protocol``.
+
+    A watcher of the kernel's own routes then never wakes up for the (possibly many thousand) routes we
+    install ourselves. Byte order of ``nlmsg_type`` as in :func:`drop_vxlan_self_notifications`;
+    ``rtm_protocol`` is the byte at offset 21 (16-byte header, then family, dst_len, src_len, tos, table).
+    """
+    import ctypes
+    import sys
+
+    new, delete = (
+        (RTM_NEWROUTE, RTM_DELROUTE) if sys.byteorder == "big" else (RTM_NEWROUTE << 8, RTM_DELROUTE << 8)
+    )
+    program = b"".join((
+        _bpf(0x28, 0, 0, 4),            # ldh [4]: nlmsg_type
+        _bpf(0x15, 1, 0, new),          # == RTM_NEWROUTE -> 3
+        _bpf(0x15, 0, 2, delete),       # == RTM_DELROUTE -> 3, else accept
+        _bpf(0x30, 0, 0, 21),           # ldb [21]: rtm_protocol
+        _bpf(0x15, 1, 0, protocol),     # ours -> drop
+        _bpf(0x06, 0, 0, 0xFFFFFFFF),   # accept
+        _bpf(0x06, 0, 0, 0),            # drop
+    ))  # fmt: skip
+    buffer = ctypes.create_string_buffer(program)
+    fprog = struct.pack("HxxxxxxQ", len(program) // _BPF.size, ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def _error_text(data: bytes | memoryview, offset: int, end: int) -> str:

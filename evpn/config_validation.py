@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from evpn.config import HostBridge, L2Vni, L3Vni, Neighbor, SpeakerConfig, Underlay
+from evpn.config import HostBridge, HostSession, L2Vni, L3Vni, Neighbor, SpeakerConfig, Underlay
 from evpn.errors import ConfigError, InvalidValue
 from evpn.route_distinguisher import RouteDistinguisher
 from evpn.route_target import RouteTarget, RouteTargetMatcher
@@ -72,6 +72,7 @@ def validate(config: SpeakerConfig) -> None:
         raise ConfigError("duplicate-detection", "global", "window", "must be 2..1800 seconds (FRR)")
     if dup.freeze_time is not None and not 30 <= dup.freeze_time <= 3600:
         raise ConfigError("duplicate-detection", "global", "freeze_time", "must be 30..3600 seconds (FRR)")
+    _host_sessions(config)
     gr = config.graceful_restart
     if not 1 <= gr.restart_time <= 4095:
         raise ConfigError("graceful-restart", "global", "restart_time", "must be 1..4095 (RFC 4724 §3)")
@@ -138,6 +139,42 @@ def _neighbor(n: Neighbor) -> None:
         raise ConfigError("neighbor", name, "families", "at least one address family")
 
 
+def _host_sessions(config: SpeakerConfig) -> None:
+    """Host sessions (OpenPERouter ``hostSession``): ranges, derivable veth addresses, unique peers."""
+    sessions: list[tuple[str, str, HostSession]] = []
+    if config.passthrough is not None:
+        sessions.append(("l3passthrough", "passthrough", config.passthrough))
+    sessions.extend(("l3vni", l3.name, l3.host_session) for l3 in config.l3vnis if l3.host_session is not None)
+    peers: dict[object, str] = {str(n.address): "the underlay" for n in config.underlay.neighbors}
+    cidrs: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    for kind, name, hs in sessions:
+        if not 1 <= hs.asn <= 0xFFFFFFFF:
+            raise ConfigError(kind, name, "host_session.asn", f"{hs.asn} is outside 1..4294967295")
+        if hs.host_asn is None and hs.host_type is None:
+            raise ConfigError(kind, name, "host_session.host_asn", "needs host_asn or host_type")
+        if hs.host_asn is not None and not 1 <= hs.host_asn <= 0xFFFFFFFF:
+            raise ConfigError(kind, name, "host_session.host_asn", f"{hs.host_asn} is outside 1..4294967295")
+        if not hs.cidrs():
+            raise ConfigError(kind, name, "host_session.local_cidr", "needs an IPv4 or an IPv6 CIDR")
+        if hs.node_index < 0:
+            raise ConfigError(kind, name, "host_session.node_index", "must not be negative")
+        for cidr in hs.cidrs():
+            field = f"host_session.local_cidr.ipv{cidr.version}"
+            try:
+                hs.host_side(cidr)
+            except ValueError as exc:
+                raise ConfigError(kind, name, field, str(exc)) from exc
+            for other, owner in cidrs:
+                if cidr.overlaps(other):
+                    raise ConfigError(kind, name, field, f"{cidr} overlaps {other} of {owner}")
+            cidrs.append((cidr, f"{kind} {name!r}"))
+        for n in hs.neighbors(None):
+            user = peers.get(str(n.address))
+            if user is not None:
+                raise ConfigError(kind, name, "host_session", f"host address {n.address} is used by {user}")
+            peers[str(n.address)] = f"{kind} {name!r}"
+
+
 def _ifname(kind: str, name: str, field: str, ifname: str) -> None:
     if not ifname or len(ifname) > IFNAMSIZ:
         raise ConfigError(kind, name, field, f"device name {ifname!r} must be 1..{IFNAMSIZ} characters")
@@ -189,3 +226,5 @@ def _l3vni(l3: L3Vni) -> None:
     if not 1 <= l3.vxlan_port <= 65535:
         raise ConfigError("l3vni", l3.name, "vxlan_port", "must be 1..65535")
     _route_targets("l3vni", l3.name, l3.import_rts, l3.export_rts)
+    if l3.host_session is not None:
+        _ifname("l3vni", l3.name, "vni", f"host-{l3.vni}")

@@ -55,7 +55,18 @@ class RouteEntry:
     vtep: IPAddress
 
 
-DataplaneEntry = FdbEntry | FloodEntry | NeighEntry | RouteEntry
+@dataclass(frozen=True, slots=True, order=True)
+class UnicastRouteEntry:
+    """A BGP unicast route: ``PREFIX via NEXT_HOP proto <ours>`` in the router namespace's main table
+    (``vrf`` empty: underlay routes, the passthrough host's routes) or in the VRF ``vrf`` (a host session's
+    routes). The kernel finds the device from the next hop."""
+
+    vrf: str
+    prefix: IPNetwork
+    next_hop: IPAddress
+
+
+DataplaneEntry = FdbEntry | FloodEntry | NeighEntry | RouteEntry | UnicastRouteEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ class PeerUp:
     families: frozenset[Family]
     route_reflector_client: bool = False
     graceful_restart: bool = False
+    local_address: IPAddress | None = None
+    """Our address on the session: the next hop of unicast routes we send with next-hop-self."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,14 @@ class EndOfRib:
     family: Family
 
 
+@dataclass(frozen=True, slots=True)
+class KernelRoutes:
+    """Every route of the router namespace's main table that we did not install (connected, static, other
+    daemons): with BGP unicast routes they make remote VTEPs reachable for next-hop tracking."""
+
+    prefixes: frozenset[IPNetwork]
+
+
 CoreEvent = (
     LocalMacLearned
     | LocalMacAged
@@ -112,4 +122,5 @@ CoreEvent = (
     | PeerDown
     | RoutesReceived
     | EndOfRib
+    | KernelRoutes
 )

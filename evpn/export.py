@@ -15,7 +15,8 @@ import dataclasses
 import ipaddress
 
 from evpn.codec.attributes import PathAttributes
-from evpn.codec.evpn_nlri import EvpnRoute, IPAddress
+from evpn.codec.evpn_nlri import IPAddress
+from evpn.codec.messages import Route
 from evpn.outputs import RoutesToAdvertise, RoutesToWithdraw
 from evpn.peers import OutEntry, PeerState
 from evpn.rib import DEFAULT_LOCAL_PREF, Path, RouteKey
@@ -45,7 +46,9 @@ class AttributeRewriter:
         self._cache: dict[tuple[int, bool, IPAddress | None], tuple[PathAttributes, PathAttributes]] = {}
 
     def rewrite(self, path: Path, source: PeerState | None, to: PeerState) -> PathAttributes:
-        attrs = path.attrs
+        return self.rewrite_attrs(path.attrs, source, to)
+
+    def rewrite_attrs(self, attrs: PathAttributes, source: PeerState | None, to: PeerState) -> PathAttributes:
         origin_id = source.router_id if source is not None else None
         ckey = (id(attrs), to.ibgp, origin_id)
         hit = self._cache.get(ckey)
@@ -114,8 +117,8 @@ class OutputBuilder:
         advertise: list[RoutesToAdvertise] = []
         withdraw: list[RoutesToWithdraw] = []
         for peer, dirty in self._dirty.items():
-            groups: dict[tuple[int, IPAddress], tuple[PathAttributes, list[EvpnRoute]]] = {}
-            gone: list[EvpnRoute] = []
+            groups: dict[tuple[int, IPAddress], tuple[PathAttributes, list[Route]]] = {}
+            gone: list[Route] = []
             adj_out = peer.adj_out
             for key, old in dirty.items():
                 new = adj_out.get(key)

@@ -209,6 +209,13 @@ class IpVrf:
                     vteps.add(best.next_hop)
         return vteps
 
+    def remote_best(self, prefix: IPNetwork) -> Path | None:
+        """The best remote candidate for ``prefix``, installed or not (a prefix we originate is not)."""
+        held = self.prefixes.get(prefix_key(prefix))
+        if held is None:
+            return None
+        return pathset_best(held.remotes if isinstance(held, PrefixState) else held)
+
     def rebind(self, sink: IpVrfSink) -> None:
         """Report to another sink (the core adopting this VRF after a reconfigure)."""
         self._sink = sink

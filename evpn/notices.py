@@ -88,6 +88,17 @@ class StaleRoutesSwept:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class NextHopChanged:
+    """Next-hop tracking: a remote VTEP became reachable (``via`` the covering route) or unreachable; its
+    ``paths`` EVPN paths entered or left best-path selection (FRR: valid / inaccessible)."""
+
+    next_hop: IPAddress
+    reachable: bool
+    via: object
+    paths: int
+
+
 Notice = (
     MacMoved
     | MacDuplicate
@@ -96,4 +107,5 @@ Notice = (
     | StickyMacConflict
     | RouteRejected
     | StaleRoutesSwept
+    | NextHopChanged
 )

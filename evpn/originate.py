@@ -10,6 +10,7 @@ treatment share one object, so they pack into one UPDATE.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from evpn.auto_ids import VniIds, anycast_gateway_mac, auto_router_mac, resolve_ids
@@ -85,6 +86,18 @@ class Originator:
             RouterMac(self.router_macs[l3vni]),
         )
         return route, self._attrs(("t5", l3vni), comms)
+
+    def prefix_from_host(self, l3vni: int, host: PathAttributes) -> PathAttributes:
+        """Attributes of a type-5 route exported from a host-session route: those of ``prefix`` with the
+        host route's ORIGIN and AS_PATH (FRR keeps them when it leaks a VRF route into EVPN)."""
+        base = self.prefix(l3vni, ipaddress.IPv4Network("0.0.0.0/0"))[1]
+        key = ("t5h", l3vni, host.origin, host.as_path)
+        attrs = self._attr_cache.get(key)
+        if attrs is None:
+            if len(self._attr_cache) > 4096:
+                self._attr_cache.clear()
+            attrs = self._attr_cache[key] = dataclasses.replace(base, origin=host.origin, as_path=host.as_path)
+        return attrs
 
     def gateway_mac(self, vni: int) -> MacAddress:
         return anycast_gateway_mac(vni)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from evpn.codec.attributes import PathAttributes
-from evpn.codec.evpn_nlri import EvpnRoute, IPAddress
+from evpn.codec.evpn_nlri import EvpnRoute, IPAddress, IPNetwork
 from evpn.codec.families import Family
 from evpn.rib import Path, RouteKey
+from evpn.unicast import UnicastPath
 
-OutEntry = tuple[EvpnRoute, PathAttributes, IPAddress]
+OutEntry = tuple[EvpnRoute | IPNetwork, PathAttributes, IPAddress]
 
 
 class PeerState:
@@ -22,10 +23,12 @@ class PeerState:
         "families",
         "graceful_restart",
         "ibgp",
+        "local_address",
         "router_id",
         "rr_client",
         "stale",
         "stale_deadline",
+        "unicast_in",
         "up",
     )
 
@@ -41,7 +44,11 @@ class PeerState:
         self.adj_in: dict[RouteKey, Path] = {}
         self.adj_out: dict[RouteKey, OutEntry] = {}
         self.stale: set[RouteKey] = set()
+        """Stale keys: EVPN route keys, and ``(0, prefix)`` for unicast routes."""
         self.stale_deadline: float | None = None
+        self.local_address: IPAddress | None = None
+        self.unicast_in: dict[IPNetwork, UnicastPath] = {}
+        """Adj-RIB-In of IPv4/IPv6 unicast (RFC 4271 §3.2)."""
 
     @property
     def wants_evpn(self) -> bool:

@@ -252,7 +252,7 @@ class SessionConfig:
     ) -> SessionConfig:
         """The session towards ``neighbor`` of ``underlay`` (timers, families, limits from the neighbor)."""
         values: dict[str, object] = {
-            "local_asn": underlay.asn,
+            "local_asn": neighbor.local_asn if neighbor.local_asn is not None else underlay.asn,
             "router_id": underlay.router_id,
             "peer_address": neighbor.address,
             "peer_asn": neighbor.asn,

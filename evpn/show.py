@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from evpn.codec.evpn_nlri import EvpnRoute, IPAddress
+from evpn.codec.evpn_nlri import EvpnRoute, IPAddress, IPNetwork
 from evpn.config import SpeakerConfig
-from evpn.dataplane_state import DataplaneEntry, FdbEntry, FloodEntry, NeighEntry, RouteEntry
+from evpn.dataplane_state import (
+    DataplaneEntry,
+    FdbEntry,
+    FloodEntry,
+    NeighEntry,
+    RouteEntry,
+    UnicastRouteEntry,
+)
 from evpn.mac import MacAddress
 from evpn.mac_vrf import LOCAL, MacVrf
 from evpn.rib import LocRib, Path, pathset_iter
@@ -75,11 +82,19 @@ class RibByRd:
 
 @dataclass(frozen=True, slots=True)
 class NextHopRow:
+    """A remote VTEP: what is installed toward it and, with next-hop tracking, whether it resolves."""
+
     vtep: IPAddress
     vnis: tuple[int, ...]
     macs: int
     routes: int
     flood: bool
+    reachable: bool | None = None
+    """None: next-hop tracking is off."""
+    via: IPNetwork | None = None
+    """The route that resolves the VTEP (kernel or BGP)."""
+    held: int = 0
+    """Received paths kept out of best-path selection because the VTEP is unreachable."""
 
 
 def build_mac_table(vrf: MacVrf) -> MacTable:
@@ -173,10 +188,15 @@ def build_rib_by_rd(
     return tuple(RibByRd(rd, tuple(ps)) for rd, ps in sorted(by_rd.items()))
 
 
-def build_next_hops(entries: Iterable[DataplaneEntry]) -> tuple[NextHopRow, ...]:
+def build_next_hops(
+    entries: Iterable[DataplaneEntry],
+    tracked: Mapping[IPAddress, IPNetwork | None] | None = None,
+    held: Mapping[IPAddress, int] | None = None,
+) -> tuple[NextHopRow, ...]:
+    """Rows per remote VTEP: installed entries, plus every tracked next hop (reachable or not)."""
     acc: dict[IPAddress, tuple[set[int], list[int]]] = {}
     for e in entries:
-        if isinstance(e, NeighEntry):
+        if isinstance(e, NeighEntry | UnicastRouteEntry):
             continue
         vtep = e.vtep
         vnis, counts = acc.setdefault(vtep, (set(), [0, 0, 0]))
@@ -189,8 +209,20 @@ def build_next_hops(entries: Iterable[DataplaneEntry]) -> tuple[NextHopRow, ...]
         elif isinstance(e, FloodEntry):
             vnis.add(e.vni)
             counts[2] += 1
+    for nh in tracked or {}:
+        acc.setdefault(nh, (set(), [0, 0, 0]))
+    held = held or {}
     rows = [
-        NextHopRow(vtep, tuple(sorted(vnis)), counts[0], counts[1], counts[2] > 0)
+        NextHopRow(
+            vtep,
+            tuple(sorted(vnis)),
+            counts[0],
+            counts[1],
+            counts[2] > 0,
+            None if tracked is None else tracked.get(vtep) is not None or vtep not in tracked,
+            None if tracked is None else tracked.get(vtep),
+            held.get(vtep, 0),
+        )
         for vtep, (vnis, counts) in acc.items()
     ]
     rows.sort(key=lambda r: (r.vtep.version, int(r.vtep)))

@@ -6,7 +6,8 @@ Two inputs (``speaker/CONFIG.md`` documents both):
 * OpenPERouter resources: a multi-document YAML of ``Underlay``, ``L2VNI``, ``L3VNI`` (and ``L3Passthrough``)
   objects of either API group, ``openpe.openperouter.github.io/v1alpha1`` (the seeds' older API) or today's
   ``network.openperouter.io/v1alpha1``; per-node addresses come from ``node_index`` as OpenPERouter's ipam
-  derives them (VTEP = host N of the VTEP CIDR, router id = host N+1 of ``routerIDCIDR``).
+  derives them (VTEP = host N of the VTEP CIDR, router id = host N+1 of ``routerIDCIDR``, the host side of a
+  host session's veth = router side + N + 1).
 
 Every problem raises :class:`ConfigFileError` naming the file, the line, the object, the field path and the
 reason. Unknown kinds and fields are errors; known OpenPERouter features the speaker does not implement are
@@ -36,6 +37,7 @@ from evpn.config import (
     GracefulRestartConfig,
     HostBridge,
     HostBridgeMode,
+    HostSession,
     IPAddress,
     IPInterface,
     L2Vni,
@@ -74,6 +76,9 @@ DEFAULT_CLUSTER_ID = "192.0.2.1"
 """OpenPERouter's default ``routeReflector.clusterID``."""
 MAX_VNI = (1 << 24) - 1
 MAX_ASN = 0xFFFFFFFF
+MAX_NODE_INDEX = (1 << 31) - 1
+FRR_ALLOWAS_IN = 3
+"""FRR's count for a plain ``neighbor X allowas-in`` (OpenPERouter's template sets it on underlay neighbors)."""
 ENGINES = ("native", "exabgp")
 
 Warn = Callable[[str], None]
@@ -588,6 +593,106 @@ def _derive(
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Host sessions (both formats)
+
+_CidrAt = tuple[Node, str, Network]
+"""A host-session CIDR with its node and field path, for errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionCidr:
+    """One CIDR of a parsed host session, kept with its place for the checks across sessions."""
+
+    ctx: _Ctx
+    node: Node
+    path: str
+    cidr: Network
+    owner: str
+    session: HostSession
+
+
+def _cidr_pair(ctx: _Ctx, node: Node, path: str) -> list[_CidrAt]:
+    """``{ipv4: CIDR, ipv6: CIDR}``, at least one of them, each of its family."""
+    f = _Fields(ctx, node, path, ("ipv4", "ipv6"))
+    out: list[_CidrAt] = []
+    for key, version in (("ipv4", 4), ("ipv6", 6)):
+        if (n := f.get(key)) is not None:
+            cidr = _network(ctx, n, f.sub(key))
+            if cidr.version != version:
+                raise ctx.error(n, f.sub(key), f"{cidr} is not an IPv{version} CIDR")
+            out.append((n, f.sub(key), cidr))
+    if not out:
+        raise ctx.error(node, path, "at least one of ipv4 or ipv6 must be set")
+    return out
+
+
+def _cidr_list(ctx: _Ctx, node: Node, path: str) -> list[_CidrAt]:
+    """``[CIDR, CIDR]`` (today's ``localCIDRs``): one or two, at most one per family."""
+    nodes = _list(ctx, node, path)
+    if not nodes:
+        raise ctx.error(node, path, "at least one CIDR is required")
+    if len(nodes) > 2:
+        raise ctx.error(nodes[2], path, f"at most 2 CIDRs (one IPv4, one IPv6), got {len(nodes)}")
+    out = [(n, f"{path}[{i}]", _network(ctx, n, f"{path}[{i}]")) for i, n in enumerate(nodes)]
+    if len(out) == 2 and out[0][2].version == out[1][2].version:
+        raise ctx.error(out[1][0], out[1][1], f"at most one IPv{out[1][2].version} CIDR is allowed")
+    return out
+
+
+def _host_session(
+    ctx: _Ctx,
+    session: HostSession,
+    cidrs: list[_CidrAt],
+    node_index: int | None,
+    owner: str,
+    checks: list[_SessionCidr],
+) -> HostSession:
+    """``session`` with its CIDRs and the node index, each veth address checked to be derivable; the CIDRs
+    are queued in ``checks`` for :func:`_check_sessions`."""
+    v4 = next((c for _, _, c in cidrs if isinstance(c, ipaddress.IPv4Network)), None)
+    v6 = next((c for _, _, c in cidrs if isinstance(c, ipaddress.IPv6Network)), None)
+    if node_index is None:
+        first_node, first_path, cidr = cidrs[0]
+        raise ctx.error(
+            first_node,
+            first_path,
+            f"the host side of the veth is router side + N + 1 in {cidr}: pass the node index (--node-index N)",
+        )
+    session = dataclasses.replace(session, local_cidr_ipv4=v4, local_cidr_ipv6=v6, node_index=node_index)
+    for cidr_node, path, cidr in cidrs:
+        router = session.router_side(cidr).ip
+        host = router + node_index + 1
+        if router not in cidr or host not in cidr:
+            raise ctx.error(
+                cidr_node,
+                path,
+                f"node index {node_index}: the host side would be {host} (router side {router} + "
+                f"{node_index + 1}), outside {cidr}",
+            )
+        checks.append(_SessionCidr(ctx, cidr_node, path, cidr, owner, session))
+    return session
+
+
+def _check_sessions(checks: list[_SessionCidr], underlay: Underlay) -> None:
+    """OpenPERouter's rule (CIDRs of different host sessions must not overlap), and no veth address may be
+    an underlay neighbor's."""
+    neighbors = {n.address for n in underlay.neighbors}
+    for i, c in enumerate(checks):
+        for other in checks[:i]:
+            if c.cidr.overlaps(other.cidr):
+                raise c.ctx.error(c.node, c.path, f"{c.cidr} overlaps {other.cidr} of {other.owner}")
+        sides = (("host", c.session.host_side(c.cidr).ip), ("router", c.session.router_side(c.cidr).ip))
+        for side, address in sides:
+            if address in neighbors:
+                raise c.ctx.error(
+                    c.node,
+                    c.path,
+                    f"the {side} side of the veth, {address} (node index {c.session.node_index}), "
+                    "is an underlay neighbor's address",
+                )
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Native schema
 
 
@@ -601,6 +706,8 @@ _NATIVE_TOP = (
     "vrf_backend",
     "engine",
     "host_netns",
+    "node_index",
+    "passthrough",
 )
 _NATIVE_UNDERLAY = (
     "asn",
@@ -611,6 +718,9 @@ _NATIVE_UNDERLAY = (
     "interfaces",
     "mtu",
     "cluster_id",
+    "announce_vtep",
+    "nexthop_tracking",
+    "nexthop_resolve_via_default",
 )
 _NATIVE_NEIGHBOR = (
     "address",
@@ -625,6 +735,8 @@ _NATIVE_NEIGHBOR = (
     "ebgp_multihop",
     "max_prefixes",
     "description",
+    "allowas_in",
+    "allowas_in_origin",
 )
 _NATIVE_L2 = (
     "name",
@@ -638,7 +750,18 @@ _NATIVE_L2 = (
     "export_rts",
     "advertise_gateway",
 )
-_NATIVE_L3 = ("name", "vni", "vrf", "import_rts", "export_rts", "router_mac", "rd", "vxlan_port")
+_NATIVE_L3 = (
+    "name",
+    "vni",
+    "vrf",
+    "import_rts",
+    "export_rts",
+    "router_mac",
+    "rd",
+    "vxlan_port",
+    "host_session",
+)
+_NATIVE_SESSION = ("asn", "host_asn", "host_type", "local_cidr", "timers")
 
 
 class _Native:
@@ -648,6 +771,7 @@ class _Native:
         self.ctx = _Ctx(reader, document)
         self.node_index = node_index
         self.places: dict[tuple[str, str], int] = {}
+        self.session_checks: list[_SessionCidr] = []
 
     def parse(self, node: Node) -> tuple[SpeakerConfig, dict[tuple[str, str], int]]:
         top = _Fields(self.ctx, node, "", _NATIVE_TOP)
@@ -656,10 +780,17 @@ class _Native:
             raise self.ctx.error(
                 top.get("version"), "version", f"this speaker reads version 1, got {version}"
             )
+        file_index = top.get_int("node_index", 0, MAX_NODE_INDEX)
+        if self.node_index is None:
+            self.node_index = file_index
         underlay = self._underlay(top.require("underlay"))
         l3vnis = tuple(self._l3(n, i) for i, n in enumerate(top.get_list("l3vnis")))
         l2vnis = tuple(self._l2(n, i) for i, n in enumerate(top.get_list("l2vnis")))
         kwargs: dict[str, Any] = {}
+        if (pt := top.get("passthrough")) is not None:
+            self.places[("l3passthrough", "passthrough")] = pt.start_mark.line + 1
+            kwargs["passthrough"] = self._session(self.ctx, pt, "passthrough", "passthrough")
+        _check_sessions(self.session_checks, underlay)
         if (dd := top.get("duplicate_detection")) is not None:
             kwargs["duplicate_detection"] = self._dup(dd)
         if (gr := top.get("graceful_restart")) is not None:
@@ -712,6 +843,9 @@ class _Native:
         )
         mtu = f.get_int("mtu", 68, 65535)
         cluster = f.get("cluster_id")
+        announce = f.get_bool("announce_vtep")
+        tracking = f.get_bool("nexthop_tracking")
+        via_default = f.get_bool("nexthop_resolve_via_default")
         return Underlay(
             asn=asn,
             router_id=router_id,
@@ -721,6 +855,9 @@ class _Native:
             interfaces=interfaces,
             mtu=1500 if mtu is None else mtu,
             cluster_id=None if cluster is None else _ipv4(ctx, cluster, f.sub("cluster_id")),
+            announce_vtep=True if announce is None else announce,
+            nexthop_tracking=True if tracking is None else tracking,
+            nexthop_resolve_via_default=True if via_default is None else via_default,
         )
 
     def _vtep(
@@ -762,6 +899,18 @@ class _Native:
             kwargs["max_prefixes"] = limit
         if (description := f.get_str("description")) is not None:
             kwargs["description"] = description
+        allowas = f.get_int("allowas_in", 1, 10)
+        origin = f.get_bool("allowas_in_origin")
+        if allowas is not None and origin:
+            raise ctx.error(
+                f.keys["allowas_in_origin"],
+                f.sub("allowas_in_origin"),
+                "set together with allowas_in: FRR's allowas-in is either a count or origin, keep one",
+            )
+        if allowas is not None:
+            kwargs["allowas_in"] = allowas
+        if origin is not None:
+            kwargs["allowas_in_origin"] = origin
         return Neighbor(**kwargs)
 
     def _timers(self, ctx: _Ctx, node: Node, path: str) -> Timers:
@@ -790,7 +939,32 @@ class _Native:
             router_mac=None if (m := f.get("router_mac")) is None else _mac(ctx, m, f.sub("router_mac")),
             rd=None if (rd := f.get("rd")) is None else _rd(ctx, rd, f.sub("rd")),
             vxlan_port=_port(f, "vxlan_port"),
+            host_session=(
+                None
+                if (hs := f.get("host_session")) is None
+                else self._session(ctx, hs, f.sub("host_session"), f'l3vni "{name}"')
+            ),
         )
+
+    def _session(self, ctx: _Ctx, node: Node, path: str, owner: str) -> HostSession:
+        """``host_session`` of an L3VNI, or the top-level ``passthrough``."""
+        f = _Fields(ctx, node, path, _NATIVE_SESSION)
+        asn = _int(ctx, f.require("asn"), f.sub("asn"), 1, MAX_ASN)
+        host_asn, host_type = _asn_or_type(f, "host_asn", "host_type")
+        timers = Timers()
+        if (t := f.get("timers")) is not None:
+            tf = _Fields(ctx, t, f.sub("timers"), ("keepalive", "hold"))
+            timers = _timers(tf.get_int("keepalive", 0, 65535), tf.get_int("hold", 0, 65535), None)
+            _check_timers(ctx, tf, timers, "hold", "keepalive")
+        cidrs = _cidr_pair(ctx, f.require("local_cidr"), f.sub("local_cidr"))
+        session = HostSession(
+            asn=asn,
+            host_asn=host_asn,
+            host_type=host_type,
+            hold_time=timers.hold_time,
+            keepalive=timers.keepalive,
+        )
+        return _host_session(ctx, session, cidrs, self.node_index, owner, self.session_checks)
 
     def _l2(self, node: Node, index: int) -> L2Vni:
         path = f"l2vnis[{index}]"
@@ -1072,6 +1246,15 @@ _L3VNI = {
 }
 
 
+_SESSION = {
+    OLD_API: ("asn", "hostasn", "hosttype", "localcidr"),
+    NEW_API: ("asn", "hostASN", "hostasn", "hostType", "hosttype", "localCIDR", "localcidr", "localCIDRs"),
+}
+_FLAT_SESSION = ("asn", "hostasn", "localcidr")
+"""The earliest L3VNI spec held the host session's fields itself."""
+_FAMILY_ORDER = (Family.IPV4_UNICAST, Family.IPV6_UNICAST, Family.L2VPN_EVPN)
+
+
 @dataclass(frozen=True, slots=True)
 class _Object:
     """One Kubernetes object: its context (kind, name), apiVersion, top node and spec."""
@@ -1096,6 +1279,8 @@ class _OpenPERouter:
         self.node_index = node_index
         self.places: dict[tuple[str, str], int] = {}
         self.family_checks: list[tuple[_Ctx, Node, str, str]] = []
+        self.session_checks: list[_SessionCidr] = []
+        self.explicit_families: set[IPAddress] = set()
 
     def parse(self, documents: list[tuple[int, Node]]) -> tuple[SpeakerConfig, dict[tuple[str, str], int]]:
         objects: list[_Object] = []
@@ -1117,13 +1302,54 @@ class _OpenPERouter:
         l3vnis = tuple(self._l3vni(o) for o in l3_objects)
         vrf_by_l3_name = {l3.name: l3.vrf for l3 in l3vnis}
         l2vnis = tuple(self._l2vni(o, vrf_by_l3_name) for o in objects if o.kind == "L2VNI")
-        for o in objects:
-            if o.kind == "L3Passthrough":
-                self._passthrough(o)
+        passthroughs = [o for o in objects if o.kind == "L3Passthrough"]
+        if len(passthroughs) > 1:
+            extra = passthroughs[1]
+            raise extra.ctx.error(
+                extra.node,
+                "",
+                f"a second L3Passthrough (the first, {passthroughs[0].name!r}, is on line "
+                f"{passthroughs[0].line}): OpenPERouter allows one",
+            )
+        passthrough = self._passthrough(passthroughs[0]) if passthroughs else None
         underlay, graceful = self._underlay(underlays[0])
+        underlay = self._default_families(underlay, passthrough, bool(l2vnis or l3vnis))
         self._check_families(underlay)
-        config = SpeakerConfig(underlay=underlay, l2vnis=l2vnis, l3vnis=l3vnis, graceful_restart=graceful)
+        _check_sessions(self.session_checks, underlay)
+        config = SpeakerConfig(
+            underlay=underlay,
+            l2vnis=l2vnis,
+            l3vnis=l3vnis,
+            graceful_restart=graceful,
+            passthrough=passthrough,
+        )
         return config, self.places
+
+    def _default_families(
+        self, underlay: Underlay, passthrough: HostSession | None, has_vnis: bool
+    ) -> Underlay:
+        """The families of a neighbor without ``addressFamilies``, as OpenPERouter's
+        ``defaultNLPsForNeighbor`` chooses them: unicast of the neighbor's own family, of each VTEP's
+        family and of each passthrough CIDR's family; IPv4 unicast and l2vpn evpn when there are VNIs."""
+        common: set[Family] = set()
+        sources: list[IPAddress | Network] = [
+            v for v in (underlay.vtep_ipv4, underlay.vtep_ipv6) if v is not None
+        ]
+        if passthrough is not None:
+            sources.extend(passthrough.cidrs())
+        common.update(Family.IPV4_UNICAST if s.version == 4 else Family.IPV6_UNICAST for s in sources)
+        if has_vnis:
+            common.update((Family.IPV4_UNICAST, Family.L2VPN_EVPN))
+        neighbors: list[Neighbor] = []
+        for n in underlay.neighbors:
+            if n.address in self.explicit_families:
+                neighbors.append(n)
+                continue
+            families = common | {Family.IPV4_UNICAST if n.address.version == 4 else Family.IPV6_UNICAST}
+            neighbors.append(
+                dataclasses.replace(n, families=tuple(f for f in _FAMILY_ORDER if f in families))
+            )
+        return dataclasses.replace(underlay, neighbors=tuple(neighbors))
 
     def _objects(self, ctx: _Ctx, node: Node) -> list[_Object]:
         f = _Fields(ctx, node, "", ("apiVersion", "kind", "metadata", "spec", "status", "items"))
@@ -1236,6 +1462,9 @@ class _OpenPERouter:
             neighbors=neighbors,
             interfaces=interfaces,
             cluster_id=cluster_id,
+            announce_vtep=True,
+            nexthop_tracking=True,
+            nexthop_resolve_via_default=True,
         )
         return underlay, graceful
 
@@ -1321,7 +1550,12 @@ class _OpenPERouter:
             )
         address = _ip(ctx, f.require("address"), f.sub("address"))
         asn, peer_type = _asn_or_type(f, "asn", "type")
-        kwargs: dict[str, Any] = {"address": address, "asn": asn, "peer_type": peer_type}
+        kwargs: dict[str, Any] = {
+            "address": address,
+            "asn": asn,
+            "peer_type": peer_type,
+            "allowas_in": FRR_ALLOWAS_IN,
+        }
         if (port := f.get_int("port", 1, 65535)) is not None:
             kwargs["port"] = port
         if (password := f.get_str("password")) is not None:
@@ -1363,6 +1597,7 @@ class _OpenPERouter:
             families, af_rr = self._address_families(ctx, f)
             if families:
                 kwargs["families"] = families
+                self.explicit_families.add(address)
             if rr_client or af_rr:
                 if peer_type is not PeerType.INTERNAL:
                     raise ctx.error(f.node, f.sub("type"), "routeReflectorClient requires type Internal")
@@ -1458,7 +1693,7 @@ class _OpenPERouter:
             raise ctx.error(
                 f.node, f.sub("vrf"), f"unset, so the VRF is the object's name, and {vrf!r} is not a VRF name"
             )
-        self._host_session(ctx, f)
+        session = self._l3vni_session(o, f)
         self._address_family(ctx, f)
         return L3Vni(
             name=o.name,
@@ -1467,34 +1702,73 @@ class _OpenPERouter:
             import_rts=_import_targets(ctx, f.get_list("importRTs"), f.sub("importRTs")),
             export_rts=_route_targets(ctx, f.get_list("exportRTs"), f.sub("exportRTs")),
             vxlan_port=_port(f, "vxlanPort", "vxlanport"),
+            host_session=session,
         )
 
-    def _host_session(self, ctx: _Ctx, f: _Fields) -> None:
-        """Parse (and so check) a host session, then warn: the speaker has no BGP session to the host."""
+    def _l3vni_session(self, o: _Object, f: _Fields) -> HostSession | None:
+        """``spec.hostSession`` (``hostsession``), or the earliest form's flat ``asn``/``hostasn``/``localcidr``."""
         found = f.one_of("hostSession", "hostsession")
-        if found is not None:
-            hs = _Fields(
-                ctx, found[1], f.sub(found[0]), ("asn", "hostasn", "hostASN", "localcidr", "localCIDR")
+        flat = [k for k in _FLAT_SESSION if f.get(k) is not None]
+        if found is not None and flat:
+            raise o.ctx.error(
+                f.keys[flat[0]], f.sub(flat[0]), f"set together with {found[0]}: give the host session once"
             )
-            self._session_fields(ctx, hs)
-            ctx.warn(found[1], f.sub(found[0]), "host sessions are not implemented by evpn-speaker: ignored")
-        elif any(f.get(k) is not None for k in ("asn", "hostasn", "localcidr")):
-            self._session_fields(ctx, f, required=False)
-            ctx.warn(f.node, f.sub("localcidr"), "host sessions are not implemented by evpn-speaker: ignored")
+        if found is not None:
+            hs = _Fields(o.ctx, found[1], f.sub(found[0]), _SESSION[o.api])
+            return self._session(o, hs, flat=False)
+        if flat:
+            return self._session(o, f, flat=True)
+        return None
 
-    def _session_fields(self, ctx: _Ctx, hs: _Fields, required: bool = True) -> None:
-        asn_node = hs.require("asn") if required else hs.get("asn")
-        if asn_node is not None:
-            _int(ctx, asn_node, hs.sub("asn"), 1, MAX_ASN)
-        host_asn = hs.one_of("hostasn", "hostASN")
-        if host_asn is not None:
-            _int(ctx, host_asn[1], hs.sub(host_asn[0]), 0, MAX_ASN)
-        local = hs.one_of("localcidr", "localCIDR")
-        if local is not None:
-            lf = _Fields(ctx, local[1], hs.sub(local[0]), ("ipv4", "ipv6"))
-            for family in ("ipv4", "ipv6"):
-                if (n := lf.get(family)) is not None:
-                    _network(ctx, n, lf.sub(family))
+    def _passthrough(self, o: _Object) -> HostSession:
+        f = _Fields(o.ctx, o.spec, "spec", ("hostsession", "hostSession", "nodeSelector"))
+        found = f.one_of("hostSession", "hostsession")
+        if found is None:
+            key = "hostSession" if o.api == NEW_API else "hostsession"
+            raise o.ctx.error(f.node, f.sub(key), "required field is missing")
+        self.places[("l3passthrough", "passthrough")] = o.line
+        return self._session(o, _Fields(o.ctx, found[1], f.sub(found[0]), _SESSION[o.api]), flat=False)
+
+    def _session(self, o: _Object, hs: _Fields, *, flat: bool) -> HostSession:
+        """A HostSession: ``asn``, ``hostASN`` or ``hostType`` (exactly one), the veth CIDRs."""
+        ctx = o.ctx
+        asn_key, type_key = ("hostASN", "hostType") if o.api == NEW_API else ("hostasn", "hosttype")
+        asn = _int(ctx, hs.require("asn"), hs.sub("asn"), 1, MAX_ASN)
+        host_asn_found = hs.one_of("hostASN", "hostasn")
+        host_type_found = hs.one_of("hostType", "hosttype")
+        if host_asn_found is not None and host_type_found is not None:
+            key = host_type_found[0]
+            raise ctx.error(
+                hs.keys[key], hs.sub(key), f"{host_asn_found[0]} and {key} cannot be set together"
+            )
+        host_asn: int | None = None
+        host_type: PeerType | None = None
+        if host_asn_found is not None:
+            key, node = host_asn_found
+            host_asn = _int(ctx, node, hs.sub(key), 1, MAX_ASN)
+            if host_asn == asn:
+                raise ctx.error(node, hs.sub(key), f"must be different from asn ({asn})")
+        elif host_type_found is not None:
+            key, node = host_type_found
+            text = _str(ctx, node, hs.sub(key))
+            try:
+                host_type = PeerType(text.lower())
+            except ValueError:
+                raise ctx.error(node, hs.sub(key), f"must be Internal or External, got {text!r}") from None
+        else:
+            reason = "required field is missing" if flat else f"either {asn_key} or {type_key} must be set"
+            raise ctx.error(hs.node, hs.sub(asn_key), reason)
+        local = hs.one_of("localCIDR", "localcidr", "localCIDRs")
+        if local is None:
+            key = "localCIDR" if o.api == NEW_API else "localcidr"
+            raise ctx.error(hs.node, hs.sub(key), "required field is missing")
+        key, node = local
+        cidrs = (
+            _cidr_list(ctx, node, hs.sub(key)) if key == "localCIDRs" else _cidr_pair(ctx, node, hs.sub(key))
+        )
+        session = HostSession(asn=asn, host_asn=host_asn, host_type=host_type)
+        owner = f'{o.kind} "{o.name}"'
+        return _host_session(ctx, session, cidrs, self.node_index, owner, self.session_checks)
 
     def _address_family(self, ctx: _Ctx, f: _Fields) -> None:
         node = f.get("underlayAddressFamily")
@@ -1661,13 +1935,6 @@ class _OpenPERouter:
         if name is not None and auto and not both_allowed:
             raise ctx.error(node, path, "either name must be set or autoCreate must be true, but not both")
         return HostBridge(HostBridgeMode.MANAGED if auto else HostBridgeMode.EXTERNAL, name)
-
-    def _passthrough(self, o: _Object) -> None:
-        f = _Fields(o.ctx, o.spec, "spec", ("hostsession", "hostSession", "nodeSelector"))
-        found = f.one_of("hostSession", "hostsession")
-        if found is None:
-            raise o.ctx.error(f.node, f.sub("hostsession"), "required field is missing")
-        self._host_session(o.ctx, f)
 
 
 def _all_spec_fields(kind: str, api: str) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dataplane.errors import DataplaneError
 from dataplane.interface import ApplyResult, LocalEvent
@@ -50,9 +51,10 @@ from dataplane.monitor import Monitor
 from dataplane.netns import NETNS_DIR
 from dataplane.plumbing import Plumbing
 from dataplane.reconciler import KernelDataplane
+from dataplane.vrf_socket import vrf_socket_factory
 from evpn.config import SpeakerConfig, VrfBackend
 from evpn.core import EvpnCore
-from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, RouteEntry
+from evpn.dataplane_state import DataplaneDelta, DataplaneEntry, RouteEntry, UnicastRouteEntry
 from evpn.errors import ConfigError
 from evpn.mac import MacAddress
 from evpn.show import MacTable, NextHopRow, RibByRd, VniRow
@@ -103,8 +105,11 @@ def plumbing_config(config: SpeakerConfig) -> SpeakerConfig:
 
 def restart_only_changes(old: SpeakerConfig, new: SpeakerConfig) -> list[str]:
     """Fields a reload cannot change (the sessions or the device layout of every VNI depend on them)."""
-    fields = ("underlay", "engine", "vrf_backend", "graceful_restart", "host_netns")
-    return [name for name in fields if getattr(old, name) != getattr(new, name)]
+    fields = ("underlay", "engine", "vrf_backend", "graceful_restart", "host_netns", "passthrough")
+    changed = [name for name in fields if getattr(old, name) != getattr(new, name)]
+    if not changed and old.neighbors() != new.neighbors():
+        changed.append("l3vnis[].host_session")
+    return changed
 
 
 def _private_netns_mounts() -> bool:
@@ -169,6 +174,8 @@ class _KnownEntries:
     def __call__(self, entry: DataplaneEntry) -> bool:
         if isinstance(entry, RouteEntry):
             return entry.vrf in self.vrfs
+        if isinstance(entry, UnicastRouteEntry):
+            return not entry.vrf or entry.vrf in self.vrfs
         return entry.vni in self.vnis
 
 
@@ -380,6 +387,16 @@ class Daemon:
 
     # ---- lifecycle ------------------------------------------------------------------------------------
 
+    def _engine_options(self) -> dict[str, Any]:
+        """Host sessions live in their VRF: the native engine gets sockets there (a VRF namespace or
+        SO_BINDTODEVICE); ExaBGP runs one process per VRF namespace."""
+        if not any(n.vrf is not None for n in self.config.neighbors()):
+            return {}
+        if self.config.engine == "exabgp":
+            spaces = {l3.vrf: ns for l3 in self.config.l3vnis if (ns := self.layout.vrf_netns(l3)) is not None}
+            return {"vrf_namespaces": spaces}
+        return {"vrf_socket": vrf_socket_factory(self.layout)}
+
     async def start(self) -> None:
         """Plumbing, then the speaker (kernel reconciled or, after a restart, kept until End-of-RIB)."""
         await self._start_control()
@@ -404,6 +421,7 @@ class Daemon:
             event_source=self._monitor,
             restarting=self.restarting,
             listen_port=self.options.listen_port,
+            engine_options=self._engine_options(),
         )
         await self._speaker.start()
         await self._start_metrics()

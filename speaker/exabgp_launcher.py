@@ -3,24 +3,28 @@
 Two roles, chosen by the command line:
 
 ``python -m speaker.exabgp_launcher CONFIG``
-    Registers two API commands with ExaBGP's own ``Command.register`` mechanism, then calls ExaBGP's
+    Registers seven API commands with ExaBGP's own ``Command.register`` mechanism, then calls ExaBGP's
     ``main()`` on CONFIG (the process *is* ExaBGP; no reactor embedding, no thread):
 
     ``neighbor <ip> evpn-announce <next-hop> <attributes-hex> <key>=<nlri-hex> [<key>=<nlri-hex> ...]``
     ``neighbor <ip> evpn-withdraw <key>=<nlri-hex> [<key>=<nlri-hex> ...]``
+    ``neighbor <ip> ipv4-announce|ipv6-announce <next-hop> <attributes-hex> <nlri-hex> [<nlri-hex> ...]``
+    ``neighbor <ip> ipv4-withdraw|ipv6-withdraw <nlri-hex> [<nlri-hex> ...]``
     ``neighbor <ip> evpn-cease``
 
-    ``nlri-hex`` is one EVPN NLRI (type, length, value) encoded by our codec and ``attributes-hex`` our
-    encoded path attributes (without MP_REACH/MP_UNREACH); both travel unchanged, as ExaBGP EVPN NLRI
-    objects carrying our bytes and ``GenericAttribute`` objects (ExaBGP packs those verbatim). ``key`` is an
-    opaque token for the route key (RD, Ethernet Tag, MAC, IP for a type-2): ExaBGP keys its RIB on it, so
-    an announcement replaces the earlier one of the same route even when a label changed, and a withdraw
-    names it. ``evpn-cease`` ends the session with a Cease / Administrative Shutdown NOTIFICATION even
-    when graceful restart was negotiated (ExaBGP otherwise closes such sessions silently).
+    ``nlri-hex`` is one NLRI encoded by our codec (an EVPN route: type, length, value; a unicast prefix:
+    length in bits, then the prefix octets, RFC 4271 §4.3) and ``attributes-hex`` our encoded path
+    attributes (without MP_REACH/MP_UNREACH; with NEXT_HOP for IPv4 unicast only, RFC 4760 §3); both travel
+    unchanged, as ExaBGP EVPN / INET NLRI objects carrying our bytes and ``GenericAttribute`` objects (ExaBGP
+    packs those verbatim). ``key`` is an opaque token for the EVPN route key (RD, Ethernet Tag, MAC, IP for
+    a type-2): ExaBGP keys its RIB on it, so an announcement replaces the earlier one of the same route
+    even when a label changed, and a withdraw names it (a unicast route's key is its prefix, as in
+    ExaBGP). ``evpn-cease`` ends the session with a Cease / Administrative Shutdown NOTIFICATION even when
+    graceful restart was negotiated (ExaBGP otherwise closes such sessions silently).
 
-    One documented change of ExaBGP behaviour, on by default: EVPN routes sharing attributes and next hop
-    are grouped into one UPDATE (ExaBGP 5.0.15 groups only IPv4 unicast and MCAST-VPN; see EXABGP.md).
-    ``EVPN_SPEAKER_EXABGP_GROUP=0`` in the environment turns it off.
+    One documented change of ExaBGP behaviour, on by default: EVPN and IPv6 unicast routes sharing
+    attributes and next hop are grouped into one UPDATE (ExaBGP 5.0.15 groups only IPv4 unicast and
+    MCAST-VPN; see EXABGP.md). ``EVPN_SPEAKER_EXABGP_GROUP=0`` in the environment turns it off.
 
 ``python -m speaker.exabgp_launcher --relay SOCKET``
     The API process ExaBGP runs: copies ExaBGP's JSON lines (its stdin) to the engine's Unix socket and the
@@ -40,8 +44,20 @@ from dataclasses import dataclass
 from typing import Any
 
 EXABGP_VERSION = "5.0.15"
-COMMANDS = ("evpn-announce", "evpn-withdraw", "evpn-cease")
+# ExaBGP dispatches a line to the first registered command (reverse-sorted) equal to it, ending it or
+# followed by a space inside it: a verb must never put a built-in command (``withdraw ipv4``, ``announce
+# route`` ...) in the line, hence ``ipv4-withdraw`` and not ``inet-withdraw ipv4``.
+COMMANDS = (
+    "evpn-announce",
+    "evpn-withdraw",
+    "ipv4-announce",
+    "ipv4-withdraw",
+    "ipv6-announce",
+    "ipv6-withdraw",
+    "evpn-cease",
+)
 ATTR_EXTENDED_LENGTH = 0x10
+NEXT_HOP = 3
 MP_REACH, MP_UNREACH = 14, 15
 PMSI_TUNNEL = 22
 CEASE_ADMINISTRATIVE_SHUTDOWN = 2
@@ -53,13 +69,18 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EvpnCommand:
-    """A parsed launcher command (pure data: no ExaBGP object)."""
+    """A parsed launcher command (pure data: no ExaBGP object).
+
+    ``family`` is ``evpn``, ``ipv4`` or ``ipv6`` (unicast); ``routes`` are (key, NLRI bytes), the key
+    empty for unicast (the prefix is its own key).
+    """
 
     action: str
     peers: tuple[str, ...]
     next_hop: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
     attributes: tuple[tuple[int, int, bytes], ...] = ()
     routes: tuple[tuple[str, bytes], ...] = ()
+    family: str = "evpn"
 
 
 def split_attributes(data: bytes) -> list[tuple[int, int, bytes]]:
@@ -109,8 +130,29 @@ def _routes(tokens: list[str]) -> tuple[tuple[str, bytes], ...]:
     return tuple(out)
 
 
+def _prefixes(family: str, tokens: list[str]) -> tuple[tuple[str, bytes], ...]:
+    """Unicast NLRIs: one prefix each, length in bits then ceil(length / 8) octets (RFC 4271 §4.3)."""
+    bits = 32 if family == "ipv4" else 128
+    out = []
+    for token in tokens:
+        nlri = _unhex(token, "NLRI")
+        if not nlri or nlri[0] > bits or len(nlri) != 1 + (nlri[0] + 7) // 8:
+            raise CommandError(f"NLRI {token[:40]} is not one {family} prefix")
+        out.append(("", nlri))
+    if not out:
+        raise CommandError("no route given")
+    return tuple(out)
+
+
+def _next_hop(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise CommandError(f"bad next hop {text!r}") from None
+
+
 def parse_command(line: str) -> EvpnCommand:
-    """Parse ``neighbor <ip> [neighbor <ip> ...] evpn-<verb> ...`` (the peers come first, as in ExaBGP)."""
+    """Parse ``neighbor <ip> [neighbor <ip> ...] <verb> ...`` (the peers come first, as in ExaBGP)."""
     tokens = line.split()
     peers: list[str] = []
     while len(tokens) >= 2 and tokens[0] == "neighbor":
@@ -125,14 +167,32 @@ def parse_command(line: str) -> EvpnCommand:
         return EvpnCommand("cease", tuple(peers))
     if verb == "evpn-withdraw":
         return EvpnCommand("withdraw", tuple(peers), routes=_routes(args))
+    if verb.startswith(("ipv4-", "ipv6-")):
+        family, _, action = verb.partition("-")
+        if action == "withdraw":
+            return EvpnCommand("withdraw", tuple(peers), routes=_prefixes(family, args), family=family)
+        if len(args) < 3:
+            raise CommandError(f"{verb} <next-hop> <attributes-hex> <nlri-hex>...")
+        next_hop = _next_hop(args[0])
+        raw = b"" if args[1] == "-" else _unhex(args[1], "attributes")
+        attributes = tuple(split_attributes(raw))
+        hops = [value for _, code, value in attributes if code == NEXT_HOP]
+        if family == "ipv4" and (next_hop.version != 4 or hops != [next_hop.packed]):
+            raise CommandError(
+                "IPv4 unicast needs the IPv4 next hop in a NEXT_HOP attribute (RFC 4271 §5.1.3)"
+            )
+        if family == "ipv6" and hops:
+            raise CommandError("NEXT_HOP is for IPv4 unicast only (RFC 4760 §3: the next hop is in MP_REACH)")
+        return EvpnCommand(
+            "announce", tuple(peers), next_hop, attributes, _prefixes(family, args[2:]), family
+        )
     if len(args) < 3:
         raise CommandError("evpn-announce <next-hop> <attributes-hex> <key>=<nlri-hex>...")
-    try:
-        next_hop = ipaddress.ip_address(args[0])
-    except ValueError:
-        raise CommandError(f"bad next hop {args[0]!r}") from None
+    next_hop = _next_hop(args[0])
     raw = b"" if args[1] == "-" else _unhex(args[1], "attributes")
     attributes = tuple(split_attributes(raw))
+    if any(code == NEXT_HOP for _, code, _ in attributes):
+        raise CommandError("NEXT_HOP is for IPv4 unicast only (RFC 4760 §3: the next hop is in MP_REACH)")
     return EvpnCommand("announce", tuple(peers), next_hop, attributes, _routes(args[2:]))
 
 
@@ -146,9 +206,12 @@ def format_command(
 ) -> str:
     """The command line the engine writes (the inverse of ``parse_command``)."""
     parts = ["neighbor", peer, verb]
-    if verb == "evpn-announce":
+    if verb.endswith("-announce"):
         parts += [str(next_hop), attributes.hex() or "-"]
-    parts += [f"{key}={nlri.hex()}" for key, nlri in routes]
+    if verb.startswith(("ipv4-", "ipv6-")):
+        parts += [nlri.hex() for _, nlri in routes]
+    else:
+        parts += [f"{key}={nlri.hex()}" for key, nlri in routes]
     return " ".join(parts)
 
 
@@ -158,7 +221,9 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
     from exabgp.bgp.message.update import Update
     from exabgp.bgp.message.update.attribute import Attributes
     from exabgp.bgp.message.update.attribute.generic import GenericAttribute
+    from exabgp.bgp.message.update.nlri.cidr import CIDR
     from exabgp.bgp.message.update.nlri.evpn.nlri import GenericEVPN
+    from exabgp.bgp.message.update.nlri.inet import INET
     from exabgp.protocol.family import AFI, SAFI
     from exabgp.protocol.ip import IP
     from exabgp.reactor.api.command.command import Command
@@ -171,6 +236,12 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
         sys.stderr.write(f"evpn launcher: ExaBGP {version} found, {EXABGP_VERSION} required\n")
         sys.exit(2)
 
+    families = {
+        "evpn": (AFI.l2vpn, SAFI.evpn),
+        "ipv4": (AFI.ipv4, SAFI.unicast),
+        "ipv6": (AFI.ipv6, SAFI.unicast),
+    }
+
     class KeyedEVPN(GenericEVPN):  # type: ignore[misc]
         """Our NLRI bytes, keyed in ExaBGP's RIB by our route key (so labels/ESI changes replace)."""
 
@@ -181,17 +252,33 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
         def index(self) -> bytes:
             return b"evpn-speaker:" + self._evpn_key
 
+    class NextHopBytes(GenericAttribute):  # type: ignore[misc]
+        """Our NEXT_HOP attribute bytes; ``Attributes.pack`` asks a NEXT_HOP whether it is IPv4."""
+
+        def ipv4(self) -> bool:
+            return len(self.data) == 4
+
     def build_attributes(cmd: EvpnCommand) -> Any:
         attributes = Attributes()
         for flags, code, value in cmd.attributes:
-            attributes.add(GenericAttribute(code, flags, value))
+            kind = NextHopBytes if code == NEXT_HOP else GenericAttribute
+            attributes.add(kind(code, flags, value))
         return attributes
+
+    def build_nlri(cmd: EvpnCommand, key: str, nlri_bytes: bytes) -> Any:
+        if cmd.family == "evpn":
+            return KeyedEVPN(nlri_bytes[0], nlri_bytes[2:], key)
+        afi, safi = families[cmd.family]
+        inet = INET(afi, safi)
+        size = 4 if cmd.family == "ipv4" else 16
+        inet.cidr = CIDR(nlri_bytes[1:] + bytes(size - len(nlri_bytes) + 1), nlri_bytes[0])
+        return inet
 
     def changes(cmd: EvpnCommand) -> Iterator[Any]:
         attributes = build_attributes(cmd) if cmd.action == "announce" else Attributes()
         nexthop = IP.create(str(cmd.next_hop)) if cmd.next_hop is not None else None
         for key, nlri_bytes in cmd.routes:
-            nlri = KeyedEVPN(nlri_bytes[0], nlri_bytes[2:], key)
+            nlri = build_nlri(cmd, key, nlri_bytes)
             if cmd.action == "announce":
                 nlri.action = Action.ANNOUNCE
                 nlri.nexthop = nexthop
@@ -228,7 +315,7 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
                     return
                 for name in peers:
                     neighbor = reactor.configuration.neighbors.get(name)
-                    if neighbor is None or (AFI.l2vpn, SAFI.evpn) not in neighbor.families():
+                    if neighbor is None or families[cmd.family] not in neighbor.families():
                         continue
                     rib = neighbor.rib.outgoing
                     for change in changes(cmd):
@@ -269,12 +356,14 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
 
     if os.environ.get("EVPN_SPEAKER_EXABGP_GROUP", "1") != "0":
         original: Callable[..., Iterator[Any]] = OutgoingRIB.updates
-        evpn = (AFI.l2vpn, SAFI.evpn)
+        groupable = {families["evpn"], families["ipv6"]}  # ExaBGP groups IPv4 unicast itself
 
         def grouped_updates(self: Any, grouped: bool) -> Iterator[Any]:
-            """ExaBGP's updates(), with consecutive one-route EVPN UPDATEs of one attribute set merged."""
+            """ExaBGP's updates(), with consecutive one-route EVPN (IPv6 unicast) UPDATEs of one attribute set
+            and family merged."""
             pending: list[Any] = []
             attributes: Any = None
+            family: Any = None
 
             def flush() -> Iterator[Any]:
                 if pending:
@@ -288,11 +377,14 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
                     and isinstance(message, Update)
                     and nlris is not None
                     and len(nlris) == 1
-                    and nlris[0].family().afi_safi() == evpn
+                    and nlris[0].family().afi_safi() in groupable
                 ):
-                    if pending and message.attributes is not attributes:
+                    if pending and (
+                        message.attributes is not attributes or nlris[0].family().afi_safi() != family
+                    ):
                         yield from flush()
                     attributes = message.attributes
+                    family = nlris[0].family().afi_safi()
                     pending.append(nlris[0])
                     continue
                 yield from flush()

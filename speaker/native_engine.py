@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import random
 import socket
 import struct
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -170,8 +171,10 @@ class NativeEngine:
         connect_timeout: float = 10.0,
         rng: random.Random | None = None,
         max_queued_events: int = 10_000,
+        vrf_socket: Callable[[str | None, int], socket.socket] | None = None,
     ) -> None:
         self.underlay = underlay
+        self._vrf_socket = vrf_socket
         self.listen_address = ipaddress.ip_address(listen_address) if listen_address is not None else None
         self.listen_port = listen_port
         self._listen = listen
@@ -221,24 +224,38 @@ class NativeEngine:
             self._servers.append(server)
             self.listen_port = sock.getsockname()[1]
             log.info("listening on %s port %d", sock.getsockname()[0], self.listen_port)
+            for vrf in sorted({p.neighbor.vrf for p in self._peers.values() if p.neighbor.vrf is not None}):
+                vsock = self._listening_socket(vrf)
+                self._servers.append(await asyncio.start_server(self._on_accept, sock=vsock))
+                log.info("listening in VRF %s on port %d", vrf, vsock.getsockname()[1])
         for peer in self._peers.values():
             self._feed(peer, peer.fsm, ManualStart())
 
-    def _listening_socket(self) -> socket.socket:
-        host = str(self.listen_address) if self.listen_address is not None else None
+    def _socket(self, vrf: str | None, family: int) -> socket.socket:
+        """A TCP socket in ``vrf`` (a host session's VRF) through the owner's factory, else a plain one."""
+        if self._vrf_socket is not None:
+            return self._vrf_socket(vrf, family)
+        return socket.socket(family, socket.SOCK_STREAM)
+
+    def _listening_socket(self, vrf: str | None = None) -> socket.socket:
+        """The listener of the default VRF (``vrf`` None, bound to ``listen_address``) or of a VRF (every
+        address); TCP MD5 keys of that VRF's neighbors are set on it (RFC 2385)."""
+        host = str(self.listen_address) if self.listen_address is not None and vrf is None else None
         families = (
             [socket.AF_INET6 if self.listen_address.version == 6 else socket.AF_INET]
-            if self.listen_address is not None
+            if self.listen_address is not None and vrf is None
             else [socket.AF_INET6, socket.AF_INET]
         )
         last: OSError | None = None
         for fam in families:
-            sock = socket.socket(fam, socket.SOCK_STREAM)
+            sock = socket.socket(fam, socket.SOCK_STREAM) if vrf is None else self._socket(vrf, fam)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if fam == socket.AF_INET6 and host is None:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 for peer in self._peers.values():
+                    if peer.neighbor.vrf != vrf:
+                        continue
                     pw = peer.neighbor.password
                     if pw and (fam == socket.AF_INET6 or peer.neighbor.address.version == 4):
                         set_md5(sock, peer.neighbor.address, pw)
@@ -472,13 +489,18 @@ class NativeEngine:
                 if old is not None:
                     old.cancel()
             elif isinstance(action, Emit):
-                if isinstance(action.event, PeerUp):
+                event = action.event
+                if isinstance(event, PeerUp):
+                    conn = peer.conns.get(fsm)
+                    sockname = conn.writer.get_extra_info("sockname") if conn is not None else None
+                    if sockname:  # our address on the session: the core's next-hop-self for unicast
+                        event = dataclasses.replace(event, local_address=_normalize(sockname[0]))
                     self._spawn(self._on_established(peer, fsm), f"bgp-initial-{peer.config.peer_address}")
-                elif isinstance(action.event, PeerDown) and self.end_of_rib_mode is EndOfRibMode.MANUAL:
+                elif isinstance(event, PeerDown) and self.end_of_rib_mode is EndOfRibMode.MANUAL:
                     # The owner sends the whole table on the next PeerUp: what it withdraws meanwhile must
                     # not linger here to be replayed by a route refresh.
                     peer.adj_out.clear()
-                self._queue.put_nowait(action.event)
+                self._queue.put_nowait(event)
                 if self._queue.qsize() >= self._max_queued:
                     self._room.clear()
             elif isinstance(action, ResendRoutes):
@@ -612,12 +634,25 @@ class NativeEngine:
         """One outgoing attempt (RFC 4271 §8.2.2 Connect); the result goes to the primary machine."""
         address = peer.config.peer_address
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        vrf = peer.neighbor.vrf
+        try:
+            sock = self._socket(vrf, family)
+        except OSError as exc:
+            log.warning("%s: no socket in VRF %s: %s", address, vrf, exc)
+            if peer.connect_task is asyncio.current_task():
+                peer.connect_task = None
+                if peer.fsm.state is State.CONNECT:
+                    self._feed(peer, peer.fsm, TcpFailed(str(exc)))
+            return
         try:
             sock.setblocking(False)
             if peer.neighbor.password:
                 set_md5(sock, address, peer.neighbor.password)
-            if self.local_address is not None and self.local_address.version == address.version:
+            if (
+                vrf is None
+                and self.local_address is not None
+                and self.local_address.version == address.version
+            ):
                 sock.bind((str(self.local_address), 0))
             assert self._loop is not None
             await asyncio.wait_for(

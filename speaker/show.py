@@ -600,6 +600,15 @@ def next_hops_json(rows: Sequence[NextHopRow]) -> JsonObject:
             "numMacs": r.macs,
             "numRoutes": r.routes,
             "flood": "HER" if r.flood else "-",
+            **(
+                {}
+                if r.reachable is None
+                else {
+                    "reachable": r.reachable,
+                    "resolvedVia": str(r.via) if r.via is not None else None,
+                    "pathsHeld": r.held,
+                }
+            ),
         }
         for r in rows
     }
@@ -608,11 +617,17 @@ def next_hops_json(rows: Sequence[NextHopRow]) -> JsonObject:
 def next_hops_text(rows: Sequence[NextHopRow]) -> str:
     """``show evpn next-hops``: one line per remote VTEP with what is installed toward it."""
     lines = [f"Number of remote VTEPs: {len(rows)}"]
+    tracked = any(r.reachable is not None for r in rows)
     if rows:
-        lines.append(f"{'VTEP':<15} {'Flood':<5} {'# MACs':<8} {'# Routes':<8} VNIs")
+        head = f"{'VTEP':<15} {'Flood':<5} {'# MACs':<8} {'# Routes':<8} "
+        lines.append(head + (f"{'Reachable':<10} {'Via':<18} {'# Held':<7} " if tracked else "") + "VNIs")
         for r in rows:
             vnis = ",".join(str(v) for v in r.vnis)
-            lines.append(f"{r.vtep!s:<15} {'HER' if r.flood else '-':<5} {r.macs:<8} {r.routes:<8} {vnis}")
+            line = f"{r.vtep!s:<15} {'HER' if r.flood else '-':<5} {r.macs:<8} {r.routes:<8} "
+            if tracked:
+                reach = "yes" if r.reachable else "no"
+                line += f"{reach:<10} {str(r.via) if r.via is not None else '-':<18} {r.held:<7} "
+            lines.append(line + vnis)
     return "\n".join(lines) + "\n"
 
 

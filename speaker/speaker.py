@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -675,12 +676,13 @@ def _take_alike(ops: deque[_RouteOp], first: _AdvertOrWithdraw) -> list[_AdvertO
 
 def _default_engine(config: SpeakerConfig, options: dict[str, Any]) -> SessionEngine:
     """The engine named by ``config.engine`` ("native" or "exabgp"), built with ``options``."""
+    underlay = dataclasses.replace(config.underlay, neighbors=config.neighbors())  # with host sessions
     if config.engine == "native":
-        return NativeEngine(config.underlay, **options)
+        return NativeEngine(underlay, **options)
     if config.engine == "exabgp":
         from speaker.exabgp_engine import ExaBgpEngine  # imported only when chosen
 
-        return ExaBgpEngine(config.underlay, **options)
+        return ExaBgpEngine(underlay, **options)
     raise ValueError(f"unknown engine {config.engine!r} in the configuration (expected 'native' or 'exabgp')")
 
 

@@ -11,12 +11,14 @@ import ipaddress
 import os
 import signal
 
+import pytest
+
 from evpn.codec.evpn_nlri import MacIpRoute
 from evpn.codec.messages import Update
 from evpn.config import GracefulRestartConfig, Neighbor, Timers, Underlay
 from evpn.esi import Esi
 from evpn.events import PeerDown, PeerUp, RoutesReceived
-from speaker.exabgp_engine import ExaBgpEngine
+from speaker.exabgp_engine import ExaBgpEngine, VrfNamespaceError
 from speaker.native_engine import NativeEngine
 from tests.contract.helpers import EventLog, RawPeer, evpn_attributes, free_port, imet, mac_ip
 
@@ -212,3 +214,21 @@ async def test_native_and_exabgp_engines_talk_with_md5() -> None:
         await native.stop()
         await ln.close()
         await le.close()
+
+
+async def test_a_vrf_without_a_namespace_is_refused_at_start() -> None:
+    """The VRF device backend cannot serve ExaBGP: a host session whose VRF has no namespace stops ``start``."""
+    default = Neighbor(ipaddress.ip_address(B_IP), asn=64512, port=free_port(B_IP), timers=FAST)
+    host = Neighbor(ipaddress.ip_address("192.168.9.2"), asn=64600, vrf="blue", local_asn=64700)
+    underlay = Underlay(asn=64512, router_id=ipaddress.IPv4Address(A_ID), neighbors=(default, host))
+    engine = ExaBgpEngine(
+        underlay, listen_address=A_IP, listen_port=free_port(A_IP), vrf_namespaces={"red": "some-netns"}
+    )
+    try:
+        with pytest.raises(VrfNamespaceError, match="VRF 'blue'") as info:
+            await engine.start()
+        assert isinstance(info.value, ValueError) and "192.168.9.2" in str(info.value)
+        assert engine.pid is None and engine.pids == {}  # nothing was started
+        assert {s.state for s in engine.peer_states()} == {"Idle"}
+    finally:
+        await engine.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import os
@@ -12,7 +13,7 @@ import pytest
 
 from dataplane import netns
 from dataplane.layout import Layout, Namespaces
-from evpn.config import HostBridge, L2Vni, L3Vni, SpeakerConfig, Underlay, VrfBackend
+from evpn.config import HostBridge, HostSession, L2Vni, L3Vni, SpeakerConfig, Underlay, VrfBackend
 from evpn.mac import MacAddress
 from tests.lab import Lab, in_ci
 
@@ -31,6 +32,7 @@ def leaf_config(
     l3: tuple[L3Vni, ...] = (),
     backend: VrfBackend = VrfBackend.NETNS,
     mtu: int = 1500,
+    passthrough: HostSession | None = None,
 ) -> SpeakerConfig:
     """Leaf ``index`` (1, 2 ...): VTEP 100.65.0.<index>, L2VNI 110 with gateway 192.170.1.1/24 by default."""
     if l2 is None:
@@ -52,6 +54,7 @@ def leaf_config(
         l2vnis=l2,
         l3vnis=l3,
         vrf_backend=backend,
+        passthrough=passthrough,
     )
 
 
@@ -59,6 +62,27 @@ def red(index: int) -> L3Vni:
     return L3Vni(
         name="red", vrf="red", vni=100, router_mac=MacAddress.from_text(f"02:00:00:00:00:{index:02x}")
     )
+
+
+RED_SESSION = HostSession(
+    asn=64514,
+    host_asn=64515,
+    local_cidr_ipv4=ipaddress.IPv4Network("192.169.10.0/24"),
+    local_cidr_ipv6=ipaddress.IPv6Network("2001:db8:10::/64"),
+)
+"""Router side 192.169.10.1 / 2001:db8:10::1 (``pe-100``), host side .2 / ::2 (``host-100``)."""
+PASSTHROUGH = HostSession(
+    asn=64514,
+    host_asn=64516,
+    local_cidr_ipv4=ipaddress.IPv4Network("192.168.9.0/24"),
+    local_cidr_ipv6=ipaddress.IPv6Network("2001:db8:9::/64"),
+    node_index=3,
+)
+"""Router side 192.168.9.1 / 2001:db8:9::1 (``pt-ns``), host side .5 / ::5 (``pt-host``, node index 3)."""
+
+
+def red_with_session(index: int) -> L3Vni:
+    return dataclasses.replace(red(index), host_session=RED_SESSION)
 
 
 @dataclass(frozen=True, slots=True)

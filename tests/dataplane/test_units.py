@@ -77,6 +77,52 @@ def test_rtnl_fdb_message_round_trip() -> None:
     )
 
 
+def test_rtnl_unicast_route_message_round_trip() -> None:
+    """No device, not onlink; an IPv6 next hop of an IPv4 prefix goes as RTA_VIA (RFC 8950)."""
+    prefix = ipaddress.ip_network("10.10.0.0/16")
+    for gateway in (ipaddress.ip_address("192.168.9.5"), ipaddress.ip_address("2001:db8:9::5")):
+        raw = rtnl.unicast_route_message(rtnl.RTM_NEWROUTE, 0, prefix, gateway, 254, 201, 20)
+        (decoded,) = rtnl.decode(raw)
+        assert isinstance(decoded, rtnl.Route)
+        assert (
+            decoded.prefix,
+            decoded.gateway,
+            decoded.oif,
+            decoded.flags,
+            decoded.table,
+            decoded.protocol,
+        ) == (
+            prefix,
+            gateway,
+            None,
+            0,
+            254,
+            201,
+        )
+
+
+def test_layout_unicast_tables_and_host_veths() -> None:
+    from tests.dataplane.conftest import PASSTHROUGH, red_with_session
+
+    netns_config = leaf_config(1, l3=(red_with_session(1),), passthrough=PASSTHROUGH)
+    layout = Layout(netns_config, Namespaces("r", "h", "r-{vrf}"))
+    assert {k: (t.netns, t.table) for k, t in layout.unicast_tables().items()} == {
+        "": ("r", 254),
+        "red": ("r-red", 254),
+    }
+    veths = {(v.router, v.router_netns, v.host, v.host_netns, v.master) for v in layout.host_veths()}
+    assert veths == {("pt-ns", "r", "pt-host", "h", None), ("pe-100", "r-red", "host-100", "h", None)}
+    device = Layout(
+        leaf_config(1, l3=(red_with_session(1),), backend=VrfBackend.DEVICE), Namespaces(None, None)
+    )
+    assert {k: (t.netns, t.table) for k, t in device.unicast_tables().items()} == {
+        "": (None, 254),
+        "red": (None, 100),
+    }
+    (veth,) = device.host_veths()
+    assert (veth.router_netns, veth.host_netns, veth.master, veth.mtu) == (None, None, "red", 1450)
+
+
 def test_rtnl_route_message_round_trip() -> None:
     """An IPv6 prefix through an IPv4 VTEP gets the IPv4-mapped next hop (IPv6 routes have no RTA_VIA)."""
     prefix = ipaddress.ip_network("2001:db8::/64")

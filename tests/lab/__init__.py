@@ -38,7 +38,16 @@ from tests.lab.capture import (
     tshark_decode_bytes,
     write_bgp_pcap,
 )
-from tests.lab.frr import FrrRouter, L2Vni, anycast_mac, create_l2vni, frr_available
+from tests.lab.frr import (
+    FrrRouter,
+    L2Vni,
+    L3VniNetns,
+    anycast_mac,
+    create_l2vni,
+    create_l3vni_netns,
+    frr_available,
+    netns_vrf_wrapper,
+)
 from tests.lab.gobgp import (
     GobgpNeighbor,
     GobgpRouter,
@@ -71,6 +80,7 @@ __all__ = [
     "GobgpNeighbor",
     "GobgpRouter",
     "L2Vni",
+    "L3VniNetns",
     "Lab",
     "LabError",
     "Link",
@@ -80,6 +90,7 @@ __all__ = [
     "as_list",
     "bgp_messages",
     "create_l2vni",
+    "create_l3vni_netns",
     "create_veth",
     "evpn_labels",
     "evpn_nlris",
@@ -92,6 +103,7 @@ __all__ = [
     "in_ci",
     "kill_pid",
     "missing_tools",
+    "netns_vrf_wrapper",
     "path_attr",
     "path_attribute",
     "path_attributes",

@@ -12,7 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +46,8 @@ class FrrRouter:
 
     ``config`` is bgpd's configuration text (``router bgp ...``); ``zebra_config`` is zebra's.
     ``bgp_port`` changes bgpd's listen port (``-p``); ``zebra_args`` / ``bgpd_args`` are appended.
+    ``wrapper`` is a command prefix each daemon is started through, inside the namespace (for example
+    :func:`netns_vrf_wrapper`, which gives ``zebra -n`` a private ``/run/netns``); it must exec the daemon.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class FrrRouter:
         zebra_args: Sequence[str] = (),
         bgpd_args: Sequence[str] = (),
         log_level: str = "informational",
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.ns = ns
         self.config = config
@@ -70,6 +73,7 @@ class FrrRouter:
         self.zebra_args = list(zebra_args)
         self.bgpd_args = list(bgpd_args)
         self.log_level = log_level
+        self.wrapper = list(wrapper)
         self._started: list[str] = []
 
     def __repr__(self) -> str:
@@ -116,6 +120,7 @@ class FrrRouter:
 
     def _start_daemon(self, daemon: str, extra: Sequence[str], timeout: float) -> None:
         cmd = [
+            *self.wrapper,
             str(FRR_LIBDIR / daemon),
             "-d",
             "-u", "frr",
@@ -301,3 +306,76 @@ def create_l2vni(
     ns.link_up(bridge)
     ns.link_up(vxlan)
     return L2Vni(vni, bridge, vxlan, vtep)
+
+
+# -------------------------------------------------------------------------------------------------------
+# an L3VNI whose VRF is a network namespace (FRR ``zebra -n``)
+
+_NETNS_VRF_SCRIPT = """set -e
+for pair in $EVLAB_VRFS; do
+  mount --bind "/run/netns/${pair#*=}" "$EVLAB_NETNS_DIR/${pair%%=*}"
+done
+mount --rbind "$EVLAB_NETNS_DIR" /run/netns
+exec "$@"
+"""
+
+
+def netns_vrf_wrapper(directory: Path, vrfs: Mapping[str, Namespace]) -> list[str]:
+    """A :class:`FrrRouter` ``wrapper`` for ``zebra -n``: each daemon runs in a private mount namespace whose
+    ``/run/netns`` holds exactly ``vrfs`` (VRF name -> the namespace that is that VRF), under those names.
+
+    ``zebra -n`` turns every entry of ``/run/netns`` into a VRF (and bgpd opens them to make its VRF
+    sockets), so the rest of the lab's namespaces must stay out of sight (DESIGN.md section 6). The bind
+    mounts (``--rbind``: a plain bind would drop the namespace files mounted below) live and die with the daemons' mount namespaces: nothing is left behind in the system's one.
+    ``directory`` (created here) holds the mount points.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for vrf, ns in vrfs.items():
+        if not vrf or "/" in vrf or "=" in vrf or any(c.isspace() for c in vrf):
+            raise ValueError(f"invalid VRF name {vrf!r}")
+        (directory / vrf).touch()
+        pairs.append(f"{vrf}={ns.name}")
+    return [
+        "env",
+        f"EVLAB_NETNS_DIR={directory}",
+        f"EVLAB_VRFS={' '.join(pairs)}",
+        "unshare", "--mount", "--propagation", "private",
+        "sh", "-c", _NETNS_VRF_SCRIPT, "netns-vrf",
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class L3VniNetns:
+    """Devices of an L3VNI whose VRF is the namespace ``vrf_ns``: ``vxlan`` and the L3 SVI ``bridge``."""
+
+    vni: int
+    vrf_ns: Namespace
+    bridge: str
+    vxlan: str
+    vtep: str
+    router_mac: str
+
+
+def create_l3vni_netns(
+    ns: Namespace, vrf_ns: Namespace, vni: int, vtep: str, *, router_mac: str
+) -> L3VniNetns:
+    """The L3 recipe of DESIGN.md section 5 for FRR's netns VRFs: ``vni<vni>`` is created in the router
+    namespace ``ns`` (its UDP socket stays there, sourced from ``vtep``) and moved into ``vrf_ns``, where the
+    L3 SVI bridge ``br-pe-<vni>`` (MAC ``router_mac``, FRR's Router's MAC) enslaves it. ``vtep`` must already
+    be an address of ``ns``."""
+    if not 1 <= vni < 1 << 24:
+        raise ValueError(f"VNI out of range: {vni}")
+    bridge, vxlan = f"br-pe-{vni}", f"vni{vni}"
+    ns.ip(
+        "link", "add", vxlan, "type", "vxlan", "id", str(vni), "dstport", str(VXLAN_PORT),
+        "local", vtep, "nolearning",
+    )  # fmt: skip
+    ns.ip("link", "set", vxlan, "netns", vrf_ns.name)
+    vrf_ns.ip("link", "add", bridge, "type", "bridge")
+    vrf_ns.ip("link", "set", bridge, "address", router_mac, "addrgenmode", "none")
+    vrf_ns.ip("link", "set", vxlan, "master", bridge, "addrgenmode", "none")
+    vrf_ns.bridge("link", "set", "dev", vxlan, "neigh_suppress", "on", "learning", "off")
+    vrf_ns.link_up(bridge)
+    vrf_ns.link_up(vxlan)
+    return L3VniNetns(vni, vrf_ns, bridge, vxlan, vtep, router_mac)

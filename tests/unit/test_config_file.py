@@ -14,6 +14,7 @@ from evpn.config import (
     GracefulRestartConfig,
     HostBridge,
     HostBridgeMode,
+    HostSession,
     L2Vni,
     L3Vni,
     Neighbor,
@@ -121,15 +122,27 @@ SEED_001_L3VNI = _y("""
 """)
 
 
+UNICAST4_EVPN = (Family.IPV4_UNICAST, Family.L2VPN_EVPN)
+
+
 def seed_expected(node_index: int) -> SpeakerConfig:
-    """What the seeds mean on node ``node_index``: VTEP host N of 100.65.0.0/24, router id host N+1 of 10.0.0.0/24."""
+    """What the seeds mean on node ``node_index``: VTEP host N of 100.65.0.0/24, router id host N+1 of 10.0.0.0/24.
+
+    As OpenPERouter's FRR template: the neighbor carries IPv4 unicast (the VTEP /32 is announced there) and
+    l2vpn evpn (there are VNIs), both with ``allowas-in``; next hops are tracked, resolving via a default route.
+    """
     return SpeakerConfig(
         underlay=Underlay(
             asn=64514,
             router_id=v4(f"10.0.0.{node_index + 1}"),
             vtep_ipv4=v4(f"100.65.0.{node_index}"),
-            neighbors=(Neighbor(address=ip("192.168.11.2"), asn=64512),),
+            neighbors=(
+                Neighbor(address=ip("192.168.11.2"), asn=64512, families=UNICAST4_EVPN, allowas_in=3),
+            ),
             interfaces=("toswitch",),
+            announce_vtep=True,
+            nexthop_tracking=True,
+            nexthop_resolve_via_default=True,
         ),
         l2vnis=(
             L2Vni(
@@ -304,6 +317,7 @@ def test_new_api_all_mapped_fields() -> None:
     )
     assert u.interfaces == ("eth1", "eth2")
     assert u.cluster_id == v4("192.0.2.9")
+    assert (u.announce_vtep, u.nexthop_tracking, u.nexthop_resolve_via_default) == (True, True, True)
     assert u.neighbors == (
         Neighbor(
             address=ip("192.168.11.2"),
@@ -312,11 +326,13 @@ def test_new_api_all_mapped_fields() -> None:
             timers=Timers(keepalive=3, hold_time=9, connect_retry=5),
             route_reflector_client=True,
             ebgp_multihop=4,
+            allowas_in=3,
         ),
         Neighbor(
             address=ip("fd00::2"),
             peer_type=PeerType.EXTERNAL,
             families=(Family.L2VPN_EVPN, Family.IPV6_UNICAST),
+            allowas_in=3,
         ),
     )
     assert config.graceful_restart == GracefulRestartConfig(enabled=True, restart_time=90, stalepath_time=360)
@@ -328,16 +344,24 @@ def test_new_api_all_mapped_fields() -> None:
             vxlan_port=4790,
             import_rts=(RouteTargetMatcher.from_text("65001:100"), RouteTargetMatcher(100)),
             export_rts=(RouteTarget.from_text("65001:100"),),
+            # node 2: router side 192.169.10.1 (the network address ends in 0), host side .1 + 2 + 1
+            host_session=HostSession(
+                asn=64514,
+                host_asn=64515,
+                local_cidr_ipv4=ipaddress.IPv4Network("192.169.10.0/24"),
+                node_index=2,
+            ),
         ),
+    )
+    assert config.passthrough == HostSession(
+        asn=64514, host_asn=64515, local_cidr_ipv4=ipaddress.IPv4Network("192.169.11.0/24"), node_index=2
     )
     assert config.l2vnis == (
         L2Vni(name="vms", vni=210, host_bridge=HostBridge(HostBridgeMode.EXTERNAL, "br-vms")),
     )
-    assert len(warnings) == 4
+    assert len(warnings) == 2
     assert any('full.yaml:29: Underlay "underlay": spec.neighbors[1].bfd: BFD' in w for w in warnings)
-    assert any('L3VNI "red": spec.hostsession: host sessions are not implemented' in w for w in warnings)
     assert any('L2VNI "vms": spec.nodeSelector: node selectors are not evaluated' in w for w in warnings)
-    assert any('L3Passthrough "passthrough": spec.hostsession' in w for w in warnings)
 
 
 OLD_API_FULL = _y("""
@@ -397,6 +421,8 @@ def test_old_api_all_mapped_fields() -> None:
         password="s3cret",
         timers=Timers(keepalive=30, hold_time=90, connect_retry=10),
         ebgp_multihop=255,
+        families=UNICAST4_EVPN,
+        allowas_in=3,
     )
     assert u.neighbors[1].timers == Timers(keepalive=3, hold_time=9, connect_retry=120)
     assert config.l3vnis == (L3Vni(name="blue", vrf="blue", vni=200),)  # vrf defaults to the name
@@ -495,6 +521,7 @@ def test_native_schema_all_fields() -> None:
     config = parse_config(NATIVE_FULL, "native.yaml")
     assert config.underlay == Underlay(
         asn=65010,
+        nexthop_tracking=True,  # the model's default is off; a configuration file turns it on
         router_id=v4("10.0.0.11"),
         vtep_ipv4=v4("100.65.0.11"),
         vtep_ipv6=ipaddress.IPv6Address("fd00:65::11"),
@@ -555,7 +582,14 @@ def test_native_schema_all_fields() -> None:
 def test_native_minimal_defaults() -> None:
     text = "underlay: {asn: 65001, router_id: 10.0.0.1, vtep: {ipv4: 100.65.0.1}}\n"
     assert parse_config(text, "min.yaml") == SpeakerConfig(
-        underlay=Underlay(asn=65001, router_id=v4("10.0.0.1"), vtep_ipv4=v4("100.65.0.1"))
+        underlay=Underlay(
+            asn=65001,
+            router_id=v4("10.0.0.1"),
+            vtep_ipv4=v4("100.65.0.1"),
+            announce_vtep=True,
+            nexthop_tracking=True,
+            nexthop_resolve_via_default=True,
+        )
     )
 
 
@@ -976,7 +1010,7 @@ NATIVE_MALFORMED: list[tuple[str, str, str]] = [
         "unknown top-level field",
         NATIVE_BASE + "l2vni: []\n",
         "leaf.yaml:5: l2vni: unknown field (known: duplicate_detection, engine, graceful_restart, host_netns, "
-        "l2vnis, l3vnis, underlay, version, vrf_backend)",
+        "l2vnis, l3vnis, node_index, passthrough, underlay, version, vrf_backend)",
     ),
     (
         "l2vni vni zero",

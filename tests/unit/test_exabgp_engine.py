@@ -19,7 +19,7 @@ from evpn.mac import MacAddress
 from evpn.route_distinguisher import RouteDistinguisher
 from evpn.route_target import RouteTarget
 from speaker.exabgp_engine import ExaBgpEngine, exabgp_environment, generate_config, route_token
-from speaker.exabgp_launcher import CommandError, format_command, parse_command, split_attributes
+from speaker.exabgp_launcher import COMMANDS, CommandError, format_command, parse_command, split_attributes
 
 RD = RouteDistinguisher.ipv4("10.0.0.1", 110)
 
@@ -147,12 +147,38 @@ def test_engine_mirrors_native_constructor() -> None:
     assert engine.local_address == ipaddress.ip_address("127.0.0.1")
 
 
-async def test_non_evpn_routes_are_refused() -> None:
+async def test_ipv4_unicast_needs_an_ipv4_next_hop() -> None:
     engine = ExaBgpEngine(_underlay(Neighbor(ipaddress.ip_address("127.0.0.2"), asn=64512)))
-    with pytest.raises(ValueError, match="EVPN routes only"):
+    with pytest.raises(ValueError, match="IPv4 next hop"):
         await engine.advertise(
-            None, _attributes(), ipaddress.ip_address("10.0.0.1"), [ipaddress.ip_network("10.0.0.0/24")]
+            None, _attributes(), ipaddress.ip_address("fd00::1"), [ipaddress.ip_network("10.0.0.0/24")]
         )
+
+
+def test_config_local_as_and_looked_up_local_addresses() -> None:
+    host = Neighbor(
+        ipaddress.ip_address("192.168.10.3"),
+        asn=64600,
+        families=(Family.IPV4_UNICAST,),
+        vrf="red",
+        local_asn=64700,
+    )
+    v6 = Neighbor(ipaddress.ip_address("fd00::3"), peer_type=PeerType.INTERNAL, local_asn=64701)
+    other = Neighbor(ipaddress.ip_address("192.0.2.9"), asn=64513)
+    text = generate_config(
+        _underlay(host, v6, other),
+        relay_command="relay",
+        local_address=None,
+        graceful_restart=GracefulRestartConfig(),
+        neighbors=[host, v6],
+        local_addresses={host.address: ipaddress.ip_address("192.168.10.1")},
+    )
+    assert "192.0.2.9" not in text  # only the neighbors given
+    first, second = text.split("neighbor 192.168.10.3 {")[1].split("neighbor fd00::3 {")
+    assert "local-as 64700;" in first and "peer-as 64600;" in first
+    assert "local-address 192.168.10.1;" in first and "ipv4 unicast;" in first
+    assert "local-as 64701;" in second and "peer-as 64701;" in second  # internal: our ASN on that session
+    assert "local-address" not in second  # not looked up: ExaBGP's auto local address
 
 
 # -- route tokens ---------------------------------------------------------------------------------------------
@@ -203,6 +229,75 @@ def test_empty_attributes_are_a_dash() -> None:
     assert parse_command(line).attributes == ()
 
 
+def test_unicast_commands_round_trip() -> None:
+    v4 = PathAttributes(
+        origin=Origin.EGP, as_path=AsPath.sequence(64512), next_hop=ipaddress.IPv4Address("192.0.2.1"), med=5
+    )
+    prefixes = [encode_route(ipaddress.ip_network(p)) for p in ("10.0.0.0/8", "192.0.2.128/25", "0.0.0.0/0")]
+    line = format_command(
+        "ipv4-announce",
+        "192.0.2.2",
+        next_hop="192.0.2.1",
+        attributes=v4.encode(),
+        routes=[("", n) for n in prefixes],
+    )
+    assert line.split()[2:4] == ["ipv4-announce", "192.0.2.1"]
+    cmd = parse_command(line)
+    assert cmd.action == "announce" and cmd.family == "ipv4"
+    assert [n for _, n in cmd.routes] == prefixes and cmd.routes[2][1] == b"\x00"
+    assert (0x40, 3, bytes([192, 0, 2, 1])) in cmd.attributes
+    assert (0x80, 4, (5).to_bytes(4, "big")) in cmd.attributes
+    v6 = encode_route(ipaddress.ip_network("2001:db8::/32"))
+    line6 = format_command(
+        "ipv6-announce",
+        "fd00::2",
+        next_hop="fd00::1",
+        attributes=PathAttributes().encode(),
+        routes=[("", v6)],
+    )
+    cmd6 = parse_command(line6)
+    assert cmd6.family == "ipv6" and cmd6.routes == (("", v6),)
+    assert cmd6.next_hop == ipaddress.ip_address("fd00::1")
+    gone = parse_command(format_command("ipv6-withdraw", "fd00::2", routes=[("", v6)]))
+    assert gone.action == "withdraw" and gone.family == "ipv6" and gone.routes == (("", v6),)
+
+
+def test_exabgp_dispatches_every_launcher_command_to_the_launcher() -> None:
+    """ExaBGP's own dispatch (``API.response``) with its built-in commands: none of ours may be shadowed
+    (``inet-withdraw ipv4 ...`` was, by ``withdraw ipv4``)."""
+    from types import SimpleNamespace
+
+    import exabgp.reactor.api.command  # noqa: F401 - registers ExaBGP's built-in commands
+    from exabgp.reactor.api import API
+    from exabgp.reactor.api.command.command import Command
+
+    nlri4 = encode_route(ipaddress.ip_network("10.0.0.0/24")).hex()
+    nlri6 = encode_route(ipaddress.ip_network("2001:db8::/32")).hex()
+    attrs4 = PathAttributes(next_hop=ipaddress.IPv4Address("10.0.0.1")).encode().hex()
+    evpn = "k=" + encode_route(_type2()).hex()
+    lines = {
+        "evpn-announce": f"evpn-announce 10.0.0.1 {_attributes().encode().hex()} {evpn}",
+        "evpn-withdraw": f"evpn-withdraw {evpn}",
+        "ipv4-announce": f"ipv4-announce 10.0.0.1 {attrs4} {nlri4}",
+        "ipv4-withdraw": f"ipv4-withdraw {nlri4}",
+        "ipv6-announce": f"ipv6-announce fd00::1 {PathAttributes().encode().hex()} {nlri6}",
+        "ipv6-withdraw": f"ipv6-withdraw {nlri6}",
+        "evpn-cease": "evpn-cease",
+    }
+    assert set(lines) == set(COMMANDS)
+    called: list[str] = []
+    text = {name: (lambda *args, name=name: called.append(name)) for name in COMMANDS}
+    fake = SimpleNamespace(
+        functions=sorted({*Command.functions, *COMMANDS}, reverse=True),
+        callback={"text": {**Command.callback["text"], **text}, "json": {}},
+    )
+    for name, line in lines.items():
+        parse_command(f"neighbor 192.0.2.2 {line}")  # a valid command of ours
+        called.clear()
+        API.response(fake, None, "svc", f"neighbor 192.0.2.2 {line}", False)
+        assert called == [name], (line, called)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -214,8 +309,18 @@ def test_empty_attributes_are_a_dash() -> None:
         "neighbor 192.0.2.2 evpn-announce 10.0.0.1 4001",
         "neighbor 192.0.2.2 evpn-announce nothop 400101 k=020100",
         "neighbor 192.0.2.2 evpn-announce 10.0.0.1 400101 k=020100 extra",
+        "neighbor 192.0.2.2 evpn-announce 10.0.0.1 40030401020304 k=020100",  # NEXT_HOP beside MP_REACH
         "neighbor 192.0.2.2 evpn-cease now",
         "neighbor not-an-ip evpn-cease",
+        "neighbor 192.0.2.2 ipv4-withdraw",
+        "neighbor 192.0.2.2 ipv4-withdraw 180a00",  # /24 needs three octets
+        "neighbor 192.0.2.2 ipv4-withdraw 210a00000000",  # /33
+        "neighbor 192.0.2.2 ipv6-withdraw 810a",  # /129
+        "neighbor 192.0.2.2 ipv4-announce 10.0.0.1 400101 180a0000",  # no NEXT_HOP
+        "neighbor 192.0.2.2 ipv4-announce 10.0.0.1 4001010040030401020304 180a0000",  # another NEXT_HOP
+        "neighbor 192.0.2.2 ipv4-announce fd00::1 400101 180a0000",
+        "neighbor 192.0.2.2 ipv6-announce fd00::1 4001010040030401020304 2020010db8",  # NEXT_HOP
+        "neighbor 192.0.2.2 ipv6-announce fd00::1 400101",  # no route
     ],
 )
 def test_bad_commands_are_refused(line: str) -> None:
