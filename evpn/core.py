@@ -67,6 +67,7 @@ from evpn.originate import Originator, gateway_prefixes
 from evpn.outputs import CoreOutput, RoutesToAdvertise, RoutesToWithdraw
 from evpn.peers import PeerState
 from evpn.rib import LocRib, Path, Rank, RouteKey, path_rank, route_key
+from evpn.route_distinguisher import RouteDistinguisher
 from evpn.route_target import RouteTarget
 from evpn.show import (
     MacTable,
@@ -369,6 +370,13 @@ class EvpnCore:
     def rib_by_rd(self) -> tuple[RibByRd, ...]:
         """``show bgp l2vpn evpn``: every path, local and received, grouped by RD."""
         return build_rib_by_rd(self._local.values(), self._rib, self._peers)
+
+    def rib_path_count(self) -> int:
+        """``show bgp summary``'s RIB entries: the paths ``rib_by_rd`` lists, counted without building it."""
+        local = sum(
+            1 for p in self._local.values() if isinstance(getattr(p.route, "rd", None), RouteDistinguisher)
+        )
+        return local + self._rib.path_count()
 
     def next_hops(self) -> tuple[NextHopRow, ...]:
         """``show evpn next-hops``: remote VTEPs and what is installed toward each."""
@@ -811,7 +819,9 @@ class EvpnCore:
         u = self._config.underlay
         local: list[tuple[UnicastTable, IPNetwork]] = []
         if u.announce_vtep:
-            local.extend((self._default_table, host_prefix(v)) for v in (u.vtep_ipv4, u.vtep_ipv6) if v is not None)
+            local.extend(
+                (self._default_table, host_prefix(v)) for v in (u.vtep_ipv4, u.vtep_ipv6) if v is not None
+            )
         if self._config.passthrough is not None:
             local.extend((self._default_table, c) for c in self._config.passthrough.cidrs())
         for l3 in self._config.l3vnis:

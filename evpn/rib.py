@@ -232,6 +232,10 @@ class LocRib:
         """Every key with its paths, best first."""
         return [(k, tuple(v) if isinstance(v, list) else (v,)) for k, v in self._paths.items()]
 
+    def path_count(self) -> int:
+        """How many paths, over every key (``show bgp summary``'s RIB entries) without building a view."""
+        return sum(len(v) if isinstance(v, list) else 1 for v in self._paths.values())
+
     def __len__(self) -> int:
         return len(self._paths)
 

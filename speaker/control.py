@@ -68,6 +68,8 @@ class SpeakerReader(Protocol):
 
     def rib_by_rd(self) -> tuple[RibByRd, ...]: ...
 
+    def rib_path_count(self) -> int: ...
+
     def next_hops(self) -> tuple[NextHopRow, ...]: ...
 
     def peer_states(self) -> list[PeerState]: ...
@@ -118,8 +120,7 @@ def _show_bgp(speaker: SpeakerReader, words: list[str], as_json: bool, command: 
     ident = identity(speaker)
     peers = speaker.peer_states()
     if words == ["summary"]:
-        groups = speaker.rib_by_rd()
-        entries = sum(len(g.paths) for g in groups)
+        entries = speaker.rib_path_count()  # a count: building the RIB view blocks the loop at 100k routes
         return _render(
             as_json,
             lambda: show.bgp_summary_json(peers, ident, entries),

@@ -370,6 +370,9 @@ class Daemon:
     def rib_by_rd(self) -> tuple[RibByRd, ...]:
         return self.speaker.rib_by_rd()
 
+    def rib_path_count(self) -> int:
+        return self.speaker.rib_path_count()
+
     def next_hops(self) -> tuple[NextHopRow, ...]:
         return self.speaker.next_hops()
 

@@ -461,6 +461,9 @@ class Speaker:
     def rib_by_rd(self) -> tuple[RibByRd, ...]:
         return self._core.rib_by_rd()
 
+    def rib_path_count(self) -> int:
+        return self._core.rib_path_count()
+
     def next_hops(self) -> tuple[NextHopRow, ...]:
         return self._core.next_hops()
 

@@ -74,6 +74,9 @@ class CoreReader:
     def rib_by_rd(self) -> tuple[RibByRd, ...]:
         return self.core.rib_by_rd()
 
+    def rib_path_count(self) -> int:
+        return self.core.rib_path_count()
+
     def next_hops(self) -> tuple[NextHopRow, ...]:
         return self.core.next_hops()
 

@@ -289,6 +289,7 @@ def test_rib_by_rd_groups_paths() -> None:
     rds = {str(r.rd): r for r in core.rib_by_rd()}
     assert {"100.65.0.2:110", "100.65.0.3:110", "10.0.0.1:110", "10.0.0.1:100"} <= set(rds)
     assert all(p.best for p in rds["100.65.0.2:110"].paths)
+    assert core.rib_path_count() == sum(len(r.paths) for r in rds.values())
 
 
 def test_rfc4724_s4_2_peer_back_without_graceful_restart_flushes_stale_routes() -> None:

@@ -70,6 +70,8 @@ def check_invariants(core: EvpnCore, applied: Applied) -> None:
     desired = core.desired_dataplane()
     # the sum of all deltas applied to an empty set is the desired state
     assert applied.entries == desired
+    # show bgp summary's count is the paths of the RIB view
+    assert core.rib_path_count() == sum(len(r.paths) for r in core.rib_by_rd())
     for vni in VNIS:
         local = {r.mac for r in core.mac_table(vni).rows if r.kind == "local"}
         remote = {e.mac for e in desired if isinstance(e, FdbEntry) and e.vni == vni}
