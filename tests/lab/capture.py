@@ -88,8 +88,10 @@ Example: a type-2 MAC/IP route (RD 10.0.0.1:3, MAC+IPv4, L2VNI 110, L3VNI 100) a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -100,6 +102,22 @@ from typing import IO, Any
 from tests.lab.netns import LabError, Namespace, run, stop_popen, tail_file, wait_for
 
 BGP_PORT = 179
+
+# Why stopping dumpcap needs care (this made the lab smoke test lose GoBGP's last UPDATE now and then):
+# dumpcap opens its interfaces with a 250 ms read timeout (CAP_READ_TIMEOUT). On Linux, libpcap uses a
+# TPACKET_V3 ring, and that timeout is the ring's block-retire timeout: a captured packet sits in a half
+# full block, invisible to dumpcap, until the block fills or the kernel retires it (up to 250 ms later).
+# On SIGINT dumpcap stops reading and closes the file *without* draining the ring, so packets of the last
+# ~250 ms are silently missing (its "Packets captured" does not count them either). Capture.stop()
+# therefore sends a barrier frame out of every captured interface and waits until dumpcap has written it:
+# the ring is FIFO, so everything captured before the barrier is then in the file too.
+DUMPCAP_READ_TIMEOUT = 0.25
+#: Barrier frames: IEEE 802 local experimental EtherType, to a reserved link-local group address (Linux
+#: bridges never forward 01:80:c2:00:00:0x), so they stay on the captured link. Not IP: tshark's ``bgp``
+#: and ``tcp``/``ip`` display filters never show them.
+BARRIER_ETHERTYPE = 0x88B5
+BARRIER_DST = bytes.fromhex("0180c200000f")
+BARRIER_MAGIC = b"evpn-lab capture barrier "
 
 
 def tshark_available() -> bool:
@@ -120,6 +138,7 @@ class Capture:
         self.log_path = path.with_suffix(".dumpcap.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._barrier = False  # every interface is Ethernet and the filter lets barrier frames through
 
     def __repr__(self) -> str:
         return f"Capture({self.ns.name!r}, {self.ifaces!r}, {str(self.path)!r})"
@@ -133,8 +152,12 @@ class Capture:
         """Start dumpcap and wait until it is capturing (so no early packet is missed)."""
         if self.proc is not None:
             raise LabError(f"{self!r} already started")
+        self._barrier = self._ethernet_only()
+        bpf_filter = self.bpf_filter
+        if self._barrier and bpf_filter.strip():
+            bpf_filter = f"({bpf_filter}) or (ether proto {BARRIER_ETHERTYPE:#06x})"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        cmd = ["dumpcap", "-q", "-f", self.bpf_filter, "-w", str(self.path)]
+        cmd = ["dumpcap", "-q", "-f", bpf_filter, "-w", str(self.path)]
         for iface in self.ifaces:
             cmd += ["-i", iface]
         self.proc = self.ns.popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -147,21 +170,82 @@ class Capture:
         try:
             wait_for(capturing, timeout, interval=0.02, what=f"dumpcap on {self.ifaces}", details=self.logs)
         except BaseException:
-            self.stop(settle=0)
+            self.stop(settle=0, drain=False)
             raise
         return self
 
-    def stop(self, settle: float = 0.2, timeout: float = 5.0) -> None:
-        """Let in-flight packets arrive (``settle`` s), then SIGINT dumpcap so it flushes and closes."""
+    def stop(
+        self, settle: float = 0.2, timeout: float = 5.0, *, drain: bool = True, drain_timeout: float = 10.0
+    ) -> None:
+        """Let in-flight packets arrive (``settle`` s), then SIGINT dumpcap so it flushes and closes.
+
+        With ``drain`` (the default) every packet captured before the call is in the file afterwards:
+        a barrier frame goes out of each interface and dumpcap is stopped only once it has written them
+        all (see the note at ``DUMPCAP_READ_TIMEOUT``). If no barrier can be sent (interface gone, down
+        or not Ethernet), wait out dumpcap's ring timeout instead. Raises :class:`LabError` if a barrier
+        sent does not reach the file within ``drain_timeout`` s (the capture could miss packets).
+        """
         if self.proc is not None and self.proc.poll() is None:
             if settle:
                 time.sleep(settle)
+            drain_error: str | None = None
+            if drain:
+                try:
+                    if not self._drain(drain_timeout):
+                        time.sleep(4 * DUMPCAP_READ_TIMEOUT)  # no barrier: outlast the ring's block timeout
+                except TimeoutError as exc:
+                    drain_error = str(exc)
             stop_popen(self.proc, sig=signal.SIGINT, timeout=timeout)
             if self.proc.returncode not in (0, -signal.SIGINT):
                 raise LabError(f"dumpcap exited with rc={self.proc.returncode}: {self.logs()}")
+            if drain_error is not None:
+                raise LabError(f"{drain_error}; packets may be missing from {self.path}: {self.logs()}")
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def _ethernet_only(self) -> bool:
+        """True if every captured interface exists in the namespace and is an Ethernet device."""
+        try:
+            for iface in self.ifaces:
+                info = self.ns.ip_json("link", "show", "dev", iface)
+                if not info or info[0].get("link_type") != "ether":
+                    return False
+        except (LabError, OSError, subprocess.SubprocessError, ValueError):
+            return False
+        return True
+
+    def _drain(self, timeout: float) -> bool:
+        """Send a barrier frame out of every interface and wait until dumpcap has written them all.
+
+        False if a barrier could not be sent (then nothing was waited for); TimeoutError if dumpcap did
+        not write them within ``timeout`` s.
+        """
+        if not self._barrier:
+            return False
+        nonces = {iface: os.urandom(16) for iface in self.ifaces}
+        try:
+            with self.ns.enter():
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM)
+            with sock:
+                for iface, nonce in nonces.items():
+                    payload = (BARRIER_MAGIC + nonce).ljust(46, b"\0")  # minimum Ethernet payload
+                    sock.sendto(payload, (iface, BARRIER_ETHERTYPE, 0, 0, BARRIER_DST))
+        except OSError:
+            return False
+
+        def written() -> bool:
+            if self.proc is None or self.proc.poll() is not None:
+                return True  # dumpcap died: stop() reports its exit status
+            data = self.path.read_bytes()
+            return all(nonce in data for nonce in nonces.values())
+
+        deadline = time.monotonic() + timeout
+        while not written():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dumpcap did not write its barrier frames on {self.ifaces} in {timeout}s")
+            time.sleep(0.02)
+        return True
 
     def logs(self) -> str:
         """dumpcap's own output (capture statistics after stop)."""

@@ -575,7 +575,12 @@ class Lab:
         name: str | None = None,
         start: bool = True,
     ) -> Capture:
-        """Start ``dumpcap`` in ``ns`` writing ``<workdir>/<name>.pcapng``; stopped at cleanup."""
+        """Start ``dumpcap`` in ``ns`` writing ``<workdir>/<name>.pcapng``; stopped at cleanup.
+
+        Read it only after :meth:`Capture.stop` (``bgp_messages``/``bgp_json`` call it): stop drains
+        dumpcap's ring first, so everything captured until then is in the file (plus one barrier frame,
+        EtherType 0x88b5, per Ethernet interface).
+        """
         from tests.lab.capture import Capture
 
         ifaces = [iface] if isinstance(iface, str) else list(iface)
