@@ -144,7 +144,9 @@ def _host_sessions(config: SpeakerConfig) -> None:
     sessions: list[tuple[str, str, HostSession]] = []
     if config.passthrough is not None:
         sessions.append(("l3passthrough", "passthrough", config.passthrough))
-    sessions.extend(("l3vni", l3.name, l3.host_session) for l3 in config.l3vnis if l3.host_session is not None)
+    sessions.extend(
+        ("l3vni", l3.name, l3.host_session) for l3 in config.l3vnis if l3.host_session is not None
+    )
     peers: dict[object, str] = {str(n.address): "the underlay" for n in config.underlay.neighbors}
     cidrs: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
     for kind, name, hs in sessions:

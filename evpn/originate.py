@@ -96,7 +96,9 @@ class Originator:
         if attrs is None:
             if len(self._attr_cache) > 4096:
                 self._attr_cache.clear()
-            attrs = self._attr_cache[key] = dataclasses.replace(base, origin=host.origin, as_path=host.as_path)
+            attrs = self._attr_cache[key] = dataclasses.replace(
+                base, origin=host.origin, as_path=host.as_path
+            )
         return attrs
 
     def gateway_mac(self, vni: int) -> MacAddress:

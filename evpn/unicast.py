@@ -59,7 +59,9 @@ class UnicastTable:
         paths = self.candidates.get(prefix)
         return paths[0] if paths else None
 
-    def put(self, path: UnicastPath, old: UnicastPath | None) -> tuple[UnicastPath | None, UnicastPath | None]:
+    def put(
+        self, path: UnicastPath, old: UnicastPath | None
+    ) -> tuple[UnicastPath | None, UnicastPath | None]:
         """Add ``path`` (replacing ``old`` from the same source); return (best before, best after)."""
         paths = self.candidates.setdefault(path.prefix, [])
         before = paths[0] if paths else None

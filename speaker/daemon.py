@@ -396,7 +396,9 @@ class Daemon:
         if not any(n.vrf is not None for n in self.config.neighbors()):
             return {}
         if self.config.engine == "exabgp":
-            spaces = {l3.vrf: ns for l3 in self.config.l3vnis if (ns := self.layout.vrf_netns(l3)) is not None}
+            spaces = {
+                l3.vrf: ns for l3 in self.config.l3vnis if (ns := self.layout.vrf_netns(l3)) is not None
+            }
             return {"vrf_namespaces": spaces}
         return {"vrf_socket": vrf_socket_factory(self.layout)}
 

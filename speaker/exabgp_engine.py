@@ -558,16 +558,13 @@ class ExaBgpEngine:
         self._stopping = True
         running = [i for i in self._instances if i.proc is not None and i.proc.returncode is None]
         if not graceful:
-            up = [
-                p
-                for inst in running
-                if inst.relay is not None
-                for p in inst.peers.values()
-                if p.connected or p.established
-            ]
+            # Every neighbor, not only the sessions up: ``evpn-cease`` also keeps ExaBGP from connecting (or
+            # accepting a connection) again until SIGTERM, which would close such a session silently.
+            ceased = [p for inst in running if inst.relay is not None for p in inst.peers.values()]
+            up = [p for p in ceased if p.connected or p.established]
             if up:
                 log.info("administrative shutdown of %d session(s)", len(up))
-            for peer in up:
+            for peer in ceased:
                 await self._command(peer, f"neighbor {peer.neighbor.address} evpn-cease")
             if up:
                 with contextlib.suppress(TimeoutError):
@@ -906,6 +903,11 @@ class ExaBgpEngine:
             self._session_down(peer, peer.notification or reason or "session closed", graceful=True)
 
     def _session_up(self, peer: _Peer, local: IPAddress | None) -> None:
+        if self._stopping:
+            # stop() has begun (it ceased this neighbor): a session ExaBGP reports up now is about to be
+            # closed with ExaBGP, so it is neither reported nor counted (no PeerUp after stop's PeerDown).
+            log.info("%s: session up while stopping; not reported", peer.neighbor.address)
+            return
         if peer.established:
             # ExaBGP replaced the connection without reporting the old one down: same owner-visible session.
             log.warning(

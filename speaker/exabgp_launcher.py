@@ -20,7 +20,11 @@ Two roles, chosen by the command line:
     a type-2): ExaBGP keys its RIB on it, so an announcement replaces the earlier one of the same route
     even when a label changed, and a withdraw names it (a unicast route's key is its prefix, as in
     ExaBGP). ``evpn-cease`` ends the session with a Cease / Administrative Shutdown NOTIFICATION even when
-    graceful restart was negotiated (ExaBGP otherwise closes such sessions silently).
+    graceful restart was negotiated (ExaBGP otherwise closes such sessions silently), for good: the neighbor
+    neither reconnects nor accepts a connection again in this ExaBGP process (it is meant for ``stop``).
+
+    After sending a NOTIFICATION, ExaBGP's socket half-closes and lingers (``linger_close``) instead of closing
+    at once, so a peer that is writing at that moment reads the NOTIFICATION rather than a TCP reset.
 
     One documented change of ExaBGP behaviour, on by default: EVPN and IPv6 unicast routes sharing
     attributes and next hop are grouped into one UPDATE (ExaBGP 5.0.15 groups only IPv4 unicast and
@@ -61,6 +65,7 @@ NEXT_HOP = 3
 MP_REACH, MP_UNREACH = 14, 15
 PMSI_TUNNEL = 22
 CEASE_ADMINISTRATIVE_SHUTDOWN = 2
+NOTIFICATION_LINGER = 2.0  # seconds a socket stays open for reading after we sent a NOTIFICATION
 
 
 class CommandError(ValueError):
@@ -215,6 +220,33 @@ def format_command(
     return " ".join(parts)
 
 
+def linger_close(sock: socket.socket, timeout: float = NOTIFICATION_LINGER) -> threading.Thread:
+    """Close ``sock`` (a BGP connection we just sent a NOTIFICATION on) so that the peer can read it.
+
+    A plain ``close()`` with unread bytes from the peer (a KEEPALIVE crossing our NOTIFICATION), or bytes
+    arriving after it, makes the kernel answer with a RST; a peer that writes before it reads then sees
+    ECONNRESET and drops the connection without the NOTIFICATION (ExaBGP does: a Cease became "closing
+    connection", taken for a graceful restart). So: FIN after the NOTIFICATION (``shutdown(SHUT_WR)``), read
+    and discard until the peer closes too or ``timeout``, then close. Runs in a non-daemon thread, so the
+    process finishes lingering before it exits (at most ``timeout``). Takes ownership of ``sock``.
+    """
+
+    def run() -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(timeout)
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=run, name="evpn-notification-linger")
+    thread.start()
+    return thread
+
+
 # -- inside ExaBGP ---------------------------------------------------------------------------------------
 def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (covered by the contract tests)
     from exabgp.bgp.message import Action
@@ -228,6 +260,8 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
     from exabgp.protocol.ip import IP
     from exabgp.reactor.api.command.command import Command
     from exabgp.reactor.api.command.limit import match_neighbor
+    from exabgp.reactor.network.connection import Connection
+    from exabgp.reactor.protocol import Protocol
     from exabgp.rib.change import Change
     from exabgp.rib.outgoing import OutgoingRIB
     from exabgp.version import version
@@ -308,7 +342,13 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
                         for neighbor in (reactor.configuration.neighbors.get(name), reactor.neighbor(name)):
                             if neighbor is not None:
                                 neighbor["capability"]["graceful-restart"] = 0
-                        reactor.teardown_peer(name, CEASE_ADMINISTRATIVE_SHUTDOWN)
+                        # Not reactor.teardown_peer: it restarts the peer, which reconnects (and accepts the
+                        # peer's reconnection) at once, so a new session could come up after the Cease and
+                        # before the engine stops this ExaBGP, only to be closed then without a NOTIFICATION.
+                        # Without restart the peer stays down and refuses connections with Cease 6/3.
+                        peer = reactor._peers.get(name)
+                        if peer is not None:
+                            peer.teardown(CEASE_ADMINISTRATIVE_SHUTDOWN, restart=False)
                         self.log_message(f"administrative shutdown of {name}")
                     reactor.processes.answer_done(service)
                     yield True
@@ -353,6 +393,26 @@ def _install() -> None:  # pragma: no cover - runs inside the ExaBGP process (co
     from exabgp.protocol.family import Family as ExaFamily
 
     ExaFamily.size[(AFI.l2vpn, SAFI.evpn)] = ((4, 16, 32), 0)
+
+    # ExaBGP closes the socket right after writing a NOTIFICATION: see linger_close. The connection's own
+    # descriptor is closed as before (ExaBGP's poller sees nothing new); a duplicate keeps the socket open.
+    original_notification: Callable[..., Iterator[Any]] = Protocol.new_notification
+    original_close: Callable[[Any], None] = Connection.close
+
+    def new_notification(self: Any, notification: Any) -> Iterator[Any]:
+        if self.connection is not None:
+            self.connection.evpn_linger = True
+        yield from original_notification(self, notification)
+
+    def close(self: Any) -> None:
+        if self.io is not None and getattr(self, "evpn_linger", False):
+            self.evpn_linger = False
+            with contextlib.suppress(OSError):
+                linger_close(self.io.dup())
+        original_close(self)
+
+    Protocol.new_notification = new_notification
+    Connection.close = close
 
     if os.environ.get("EVPN_SPEAKER_EXABGP_GROUP", "1") != "0":
         original: Callable[..., Iterator[Any]] = OutgoingRIB.updates

@@ -87,7 +87,8 @@ class UpdatePacker:
             attrs = dataclasses.replace(attributes, next_hop=None).encode(self.four_octet_as)
             nh = next_hop.packed
             if family is Family.IPV6_UNICAST and isinstance(next_hop, ipaddress.IPv4Address):
-                nh = b"\x00" * 10 + b"\xff\xff" + nh  # IPv4-mapped (RFC 4291 §2.5.5.2): 16 bytes (RFC 2545 §3)
+                # IPv4-mapped (RFC 4291 §2.5.5.2): 16 bytes (RFC 2545 §3)
+                nh = b"\x00" * 10 + b"\xff\xff" + nh
             fixed = 5 + len(nh)  # AFI, SAFI, next hop length, next hop, reserved (RFC 4760 §3)
             room = self.max_size - HEADER_LEN - 4 - len(attrs)
 

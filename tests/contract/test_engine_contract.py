@@ -157,14 +157,21 @@ async def test_end_of_rib_follows_initial_table(engine_factory: EngineFactory) -
 
 async def test_stop_sends_cease_and_peer_sees_peer_down(pair: Pair) -> None:
     await pair.up()
-    # ExaBGP may resolve a connection collision at start-up after a first Established: count from here
+    # count from here: this test is about the stop, not about how the session came up
     flaps_before = {s.peer: s for s in pair.b.peer_states()}[ipaddress.ip_address(A_IP)].flaps
+    a_mark, b_mark = len(pair.a_log.events), len(pair.b_log.events)
     await pair.a.stop()
-    down = await pair.b_log.wait_for(PeerDown)
+    down = await pair.b_log.wait_for(PeerDown, start=b_mark)
     assert down.peer == ipaddress.ip_address(A_IP)
     assert "Cease" in down.reason and not down.graceful
-    await pair.a_log.wait_for(PeerDown)  # the stopping side reports it too
+    await pair.a_log.wait_for(PeerDown, start=a_mark)  # the stopping side reports it too
     await asyncio.wait_for(pair.a_log._task, 5.0)  # and its event stream ends
+    # One session end on each side: the stopping engine must not let a new session come up (and be
+    # closed silently) between the Cease and its end.
+    a_after = [type(e).__name__ for e in pair.a_log.events[a_mark:] if isinstance(e, PeerUp | PeerDown)]
+    assert a_after == ["PeerDown"]
+    b_after = [type(e).__name__ for e in pair.b_log.events[b_mark:] if isinstance(e, PeerUp | PeerDown)]
+    assert b_after == ["PeerDown"]
     line = {s.peer: s for s in pair.b.peer_states()}[ipaddress.ip_address(A_IP)]
     assert line.state != "Established" and line.flaps == flaps_before + 1 and "Cease" in line.last_error
 

@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from evpn.codec.evpn_nlri import MacIpRoute
-from evpn.codec.messages import Update
+from evpn.codec.messages import Keepalive, Update
 from evpn.config import GracefulRestartConfig, Neighbor, Timers, Underlay
 from evpn.esi import Esi
 from evpn.events import PeerDown, PeerUp, RoutesReceived
@@ -156,6 +156,49 @@ async def test_stop_leaves_no_process() -> None:
     else:  # pragma: no cover - the failure branch
         os.killpg(pid, signal.SIGKILL)
         raise AssertionError("ExaBGP's process group survived stop()")
+
+
+async def test_stop_cease_reaches_a_peer_that_is_still_writing() -> None:
+    """The Cease of stop() is followed by an orderly close: a peer writing meanwhile gets no TCP reset.
+
+    ExaBGP closed its socket right after the NOTIFICATION; a KEEPALIVE crossing it made the kernel send a
+    reset, and a peer that wrote before reading (ExaBGP itself) lost the Cease ("closing connection").
+    """
+    port = free_port(A_IP)
+    engine = _engine(B_IP, free_port(B_IP), port, passive=True)
+    log = EventLog(engine)
+    await engine.start()
+    raw = await RawPeer.connect(A_IP, port, local=B_IP)
+    write_errors: list[BaseException] = []
+
+    async def keep_writing() -> None:
+        try:
+            while True:
+                await raw.send(Keepalive().encode())
+                await asyncio.sleep(0.005)
+        except (ConnectionError, OSError) as exc:
+            write_errors.append(exc)
+
+    writer: asyncio.Future[None] | None = None
+    stopping: asyncio.Future[None] | None = None
+    try:
+        await raw.handshake(64512, B_ID)
+        await log.wait_for(PeerUp)
+        writer = asyncio.ensure_future(keep_writing())
+        await asyncio.sleep(0.05)
+        stopping = asyncio.ensure_future(engine.stop())
+        note = await raw.next_message_of_type_notification()
+        assert (note.code, note.subcode) == (6, 2)  # Cease / Administrative Shutdown
+        await asyncio.sleep(0.1)  # still writing after the Cease: ExaBGP's end must not reset
+        assert not write_errors
+        with pytest.raises(ConnectionError, match="connection closed"):  # then an orderly end (FIN)
+            await raw.next_message(timeout=5.0)
+    finally:
+        if writer is not None:
+            writer.cancel()
+        await raw.close()
+        await (stopping if stopping is not None else engine.stop())
+        await log.close()
 
 
 async def test_native_and_exabgp_engines_talk_with_md5() -> None:
