@@ -561,11 +561,8 @@ class EvpnCore:
             for route in ev.announced:
                 self._notices.append(RouteRejected(ev.peer, route, RejectReason.UNKNOWN_PEER))
             return
-        for route in ev.withdrawn:
-            if isinstance(route, _EVPN_TYPES):
-                self._drop(peer, route_key(route), now)
-            elif isinstance(route, _UNICAST):
-                self._unicast_drop(peer, route, now)
+        if ev.withdrawn:
+            self._withdrawn(peer, ev.withdrawn, now)
         if not ev.announced:
             return
         attrs = ev.attributes
@@ -691,6 +688,35 @@ class EvpnCore:
             if before is not after:
                 self._best_changed(
                     key, before, after, now, not (quiet and before is None and key not in local)
+                )
+
+    def _withdrawn(self, peer: PeerState, routes: tuple[Route, ...], now: float) -> None:
+        """Withdrawals of one UPDATE (``_drop`` for each, with the export decision made once)."""
+        adj_in = peer.adj_in
+        stale = peer.stale
+        drop = self._rib.drop
+        nht = self._nht
+        # nobody may receive paths of this peer: a key whose last path goes away was in no Adj-RIB-Out
+        # (unless we originate it too), as in _ingest
+        quiet = not any(may_export(peer, p) for p in self._up)
+        local = self._local
+        for route in routes:
+            if not isinstance(route, _EVPN_TYPES):
+                if isinstance(route, _UNICAST):
+                    self._unicast_drop(peer, route, now)
+                continue
+            key = route_key(route)
+            old = adj_in.pop(key, None)
+            if old is None:
+                continue
+            if stale:
+                stale.discard(key)
+            if nht and not self._in_rib(old):
+                continue
+            before, after = drop(key, old)
+            if before is not after:
+                self._best_changed(
+                    key, before, after, now, not (quiet and after is None and key not in local)
                 )
 
     def _drop(self, peer: PeerState, key: RouteKey, now: float) -> None:

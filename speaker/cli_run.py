@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import ipaddress
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from speaker.daemon import ENGINES, Daemon, DaemonOptions
 from speaker.logging_setup import LOG_FORMATS, LogSpecError, configure_logging, parse_log_spec
 
 CONFIG_ERROR = 2
+GC_THRESHOLD = 50_000
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -34,6 +36,12 @@ def parse_address(text: str) -> tuple[str, int]:
             if not host.replace("-", "").replace(".", "").isalnum():
                 raise argparse.ArgumentTypeError(f"{text!r}: bad host {host!r}") from None
     return host or "0.0.0.0", int(port)
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 or more")
+    return int(text)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -68,7 +76,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
         action="store_true",
         help="on stop, end sessions with Cease and remove every kernel entry the speaker installed",
     )
+    parser.add_argument(
+        "--gc-threshold",
+        type=non_negative_int,
+        default=GC_THRESHOLD,
+        metavar="N",
+        help=f"Python's generation-0 collector threshold (default {GC_THRESHOLD}; 0 keeps CPython's 700)",
+    )
     return parser
+
+
+def tune_gc(threshold: int) -> None:
+    """The daemon's collector settings: every received route leaves a few tracked objects in the RIB, so
+    CPython's default (a collection every 700 allocations, a full one as the heap grows by 25%) spends about
+    a quarter of a MAC+IP route's core time walking the RIB. A larger generation-0 threshold makes the
+    collections rare; ``gc.freeze`` takes the start-up objects (modules, configuration) out of them."""
+    if threshold > 0:
+        gc.set_threshold(threshold, 20, 100)
+    gc.freeze()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,5 +124,6 @@ def run(args: argparse.Namespace) -> int:
             f"{len(config.l3vnis)} L3VNI(s)"
         )
         return 0
+    tune_gc(args.gc_threshold)
     daemon = Daemon(options, config)
     return asyncio.run(daemon.run())

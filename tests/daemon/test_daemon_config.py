@@ -3,6 +3,7 @@ stderr, nothing touched; ``--check``; the option parsers of ``speaker.cli_run`` 
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from speaker.cli import build_parser
-from speaker.cli_run import parse_address
+from speaker.cli_run import GC_THRESHOLD, parse_address, tune_gc
 from speaker.logging_setup import JsonFormatter, LogSpecError, configure_logging, parse_log_spec
 from tests.daemon.harness import run_cli, speaker_config
 from tests.lab import Lab
@@ -111,6 +112,27 @@ def test_parser_and_addresses() -> None:
     assert args.node_index == 1 and args.flush_on_exit and args.metrics_address == ("::1", 9100)
     assert parse_address("127.0.0.1:9100") == ("127.0.0.1", 9100)
     assert parse_address(":9100") == ("0.0.0.0", 9100)
+    assert build_parser().parse_args(["run", "--config", "x.yaml"]).gc_threshold == GC_THRESHOLD
+
+
+def test_gc_tuning_sets_threshold_and_freezes_start_up_objects() -> None:
+    saved = gc.get_threshold()
+    try:
+        tune_gc(12345)
+        assert gc.get_threshold() == (12345, 20, 100)
+        assert gc.get_freeze_count() > 0
+        tune_gc(0)  # 0 keeps the threshold as it is
+        assert gc.get_threshold() == (12345, 20, 100)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
+
+
+def test_negative_gc_threshold_is_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    result = run_cli("run", "--config", str(path), "--gc-threshold", "-1")
+    assert result.returncode == 2 and "--gc-threshold" in result.stderr, result
 
 
 def test_log_spec() -> None:

@@ -185,6 +185,8 @@ def test_rfc4271_ibgp_split_horizon_without_rr_clients() -> None:
     ap.apply(core.handle(peer_up(PEER2), 0))
     out = core.handle(announce(PEER, VTEP_B, t2_attrs(), t2(VTEP_B, mac(1))), 0)
     assert not out.advertise
+    out = core.handle(withdraw(PEER, t2(VTEP_B, mac(1))), 1)
+    assert not out.withdraw and out.dataplane.remove  # nothing was sent, so nothing to withdraw
 
 
 def test_local_routes_go_to_every_peer_ebgp_with_our_asn_prepended() -> None:
