@@ -51,7 +51,7 @@ def kernel_prefix(route: rtnl.Route, protocol: int) -> IPNetwork | None:
     return prefix
 
 
-def relevant(data: bytes, protocol: int) -> bool:
+def relevant(data: bytes | memoryview, protocol: int) -> bool:
     """Whether one notification datagram may change the set (a link or address change, a route of another
     protocol in the main table)."""
     if any(t in _ALWAYS_RELEVANT for t in rtnl.message_types(data)):
@@ -87,6 +87,7 @@ class KernelRouteWatch:
         self._protocol = protocol
         self._coalesce = coalesce
         self._sock: socket.socket | None = None
+        self._reader = rtnl.DatagramReader(1 << 16)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = asyncio.Event()
         self._last: frozenset[IPNetwork] | None = None
@@ -140,7 +141,7 @@ class KernelRouteWatch:
             return
         while True:
             try:
-                data = sock.recv(1 << 20)
+                data = self._reader.read(sock)
             except BlockingIOError:
                 return
             except OSError as exc:

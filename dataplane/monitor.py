@@ -28,11 +28,13 @@ from dataplane.translate import EventTranslator
 
 @dataclass(slots=True)
 class _Watch:
-    """One namespace: its subscribed socket and the translator holding what was reported so far."""
+    """One namespace: its subscribed socket, its receive buffer and the translator holding what was reported
+    so far."""
 
     name: str | None
     sock: socket.socket
     translator: EventTranslator
+    reader: rtnl.DatagramReader
 
 
 class Monitor:
@@ -80,7 +82,8 @@ class Monitor:
                     sock = rtnl.open_socket(rtnl.RTMGRP_LINK | rtnl.RTMGRP_NEIGH, rcvbuf=32 << 20)
                 rtnl.drop_vxlan_self_notifications(sock)
                 sock.setblocking(False)
-                state = _Watch(ns, sock, EventTranslator(self._svi_vni[ns], self._watched.get(ns, {})))
+                translator = EventTranslator(self._svi_vni[ns], self._watched.get(ns, {}))
+                state = _Watch(ns, sock, translator, rtnl.DatagramReader())
                 states.append(state)
                 loop.add_reader(sock.fileno(), self._readable, state, queue)
                 self._resync(state, queue)
@@ -103,7 +106,7 @@ class Monitor:
     def _readable(self, state: _Watch, queue: asyncio.Queue[LocalEvent]) -> None:
         while True:
             try:
-                data = state.sock.recv(1 << 20)
+                data = state.reader.read(state.sock)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -112,6 +115,9 @@ class Monitor:
                     self._resync(state, queue)
                     continue
                 raise
+            mac = rtnl.ext_learned_fdb_mac(data)
+            if mac is not None and not state.translator.concerns(mac):
+                continue  # our own entry for a remote MAC: one per route of a burst, nothing to report
             for msg in rtnl.decode(data):
                 for event in state.translator.feed(msg):
                     queue.put_nowait(event)

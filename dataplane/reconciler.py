@@ -2,7 +2,10 @@
 
 What it installs and how it recognises its own entries again after a restart:
 
-- remote MAC: ``MAC dev vni<vni> dst VTEP self extern_learn`` plus the bridge's ``master extern_learn`` entry;
+- remote MAC: ``MAC dev vni<vni> dst VTEP self extern_learn`` plus the bridge's ``master extern_learn`` entry,
+  both in one message (``master self``, as zebra sends it: the kernel does the bridge, then the VXLAN device);
+  when that fails (the bridge refused, or its entry is gone because the MAC moved to a local port) the two
+  halves are sent on their own, so one never blocks the other;
 - flood: ``00:00:00:00:00:00 dev vni<vni> dst VTEP`` appended per VTEP (all zero-MAC entries on a VXLAN
   device the plumbing created are ours: the kernel keeps one flag set per MAC, not per destination);
 - neighbour: ``IP lladdr MAC dev <SVI> extern_learn`` (state NOARP);
@@ -54,12 +57,14 @@ _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
 
 @dataclass(frozen=True, slots=True)
 class _Request:
-    """One entry's netlink messages; ``tolerate`` are errnos that still mean success (ENOENT on removal)."""
+    """One entry's netlink messages; ``tolerate`` are errnos that still mean success (ENOENT on removal);
+    ``fallback``: messages doing the same work one part at a time, sent when any of ``messages`` fails."""
 
     entry: DataplaneEntry
     operation: Operation
     messages: tuple[bytes, ...]
     tolerate: frozenset[int] = frozenset()
+    fallback: tuple[bytes, ...] = ()
 
 
 @dataclass(slots=True)
@@ -263,34 +268,22 @@ class KernelDataplane:
             msg = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, _ZERO_MAC, entry.vtep, rtnl.NTF_SELF, 0)
             return _Request(entry, operation, (msg,), gone)
         mac = entry.mac.packed
+        master = rtnl.NTF_MASTER | rtnl.NTF_EXT_LEARNED
         if add:
-            return _Request(
-                entry,
-                operation,
-                (
-                    rtnl.fdb_message(
-                        rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, self_flags, rtnl.NUD_REACHABLE
-                    ),
-                    rtnl.fdb_message(
-                        rtnl.RTM_NEWNEIGH,
-                        _CREATE,
-                        vxlan,
-                        mac,
-                        None,
-                        rtnl.NTF_MASTER | rtnl.NTF_EXT_LEARNED,
-                        rtnl.NUD_NOARP,
-                    ),
-                ),
+            own = rtnl.fdb_message(
+                rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, self_flags, rtnl.NUD_REACHABLE
             )
-        return _Request(
-            entry,
-            operation,
-            (
-                rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, entry.vtep, rtnl.NTF_SELF, 0),
-                rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, None, rtnl.NTF_MASTER, 0),
-            ),
-            gone,
+            bridge = rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, None, master, rtnl.NUD_NOARP)
+            both = rtnl.fdb_message(
+                rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, self_flags | master, rtnl.NUD_REACHABLE
+            )
+            return _Request(entry, operation, (both,), fallback=(own, bridge))
+        own = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, entry.vtep, rtnl.NTF_SELF, 0)
+        bridge = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, None, rtnl.NTF_MASTER, 0)
+        both = rtnl.fdb_message(
+            rtnl.RTM_DELNEIGH, 0, vxlan, mac, entry.vtep, rtnl.NTF_SELF | rtnl.NTF_MASTER, 0
         )
+        return _Request(entry, operation, (both,), gone, fallback=(own, bridge))
 
     def _unicast_request(
         self, entry: UnicastRouteEntry, operation: Operation, gone: frozenset[int]
@@ -318,18 +311,28 @@ class KernelDataplane:
     def _send(self, ns: str | None, requests: Sequence[_Request]) -> tuple[int, int, list[EntryFailure]]:
         if not requests:
             return 0, 0, []
-        messages = [m for r in requests for m in r.messages]
-        outcomes = self._transport(ns).transact(messages)
-        failures: list[EntryFailure] = []
-        added = removed = 0
+        transport = self._transport(ns)
+        outcomes = transport.transact([m for r in requests for m in r.messages])
+        judged: list[tuple[_Request, list[rtnl.Outcome]]] = []
+        retry: list[_Request] = []
         position = 0
         for request in requests:
-            errors = [
-                o
-                for o in outcomes[position : position + len(request.messages)]
-                if o.error and o.error not in request.tolerate
-            ]
+            mine = outcomes[position : position + len(request.messages)]
             position += len(request.messages)
+            if request.fallback and any(o.error for o in mine):
+                retry.append(request)
+            else:
+                judged.append((request, mine))
+        if retry:
+            outcomes = transport.transact([m for r in retry for m in r.fallback])
+            position = 0
+            for request in retry:
+                judged.append((request, outcomes[position : position + len(request.fallback)]))
+                position += len(request.fallback)
+        failures: list[EntryFailure] = []
+        added = removed = 0
+        for request, mine in judged:
+            errors = [o for o in mine if o.error and o.error not in request.tolerate]
             if errors:
                 first = errors[0]
                 reason = first.message or os.strerror(first.error)

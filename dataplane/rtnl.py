@@ -425,6 +425,30 @@ def decode(data: bytes | memoryview) -> Iterator[Decoded]:
         offset += (length + 3) & ~3
 
 
+def ext_learned_fdb_mac(data: bytes | memoryview) -> bytes | None:
+    """The MAC of a datagram holding exactly one bridge FDB message (new or deleted) flagged
+    ``extern_learn``, without decoding it; ``None`` for anything else."""
+    if len(data) < 16 + _NDMSG.size:
+        return None
+    length, msg_type, _, _, _ = _NLMSGHDR.unpack_from(data, 0)
+    if msg_type not in (RTM_NEWNEIGH, RTM_DELNEIGH) or not 16 + _NDMSG.size <= length <= len(data):
+        return None
+    if (length + 3) & ~3 < len(data):
+        return None
+    family, _, _, flags, _ = _NDMSG.unpack_from(data, 16)
+    if family != AF_BRIDGE or not flags & NTF_EXT_LEARNED:
+        return None
+    offset = 16 + _NDMSG.size
+    while offset + 4 <= length:
+        attr_length, kind = _NLA.unpack_from(data, offset)
+        if attr_length < 4:
+            return None
+        if kind & 0x3FFF == NDA_LLADDR:
+            return bytes(data[offset + 4 : offset + attr_length])
+        offset += (attr_length + 3) & ~3
+    return None
+
+
 def message_types(data: bytes | memoryview) -> Iterator[int]:
     """The ``nlmsg_type`` of every message in one datagram (addresses, for instance, are not decoded)."""
     offset = 0
@@ -438,6 +462,26 @@ def message_types(data: bytes | memoryview) -> Iterator[int]:
 
 
 # --- transport ----------------------------------------------------------------------------------------------
+
+
+class DatagramReader:
+    """Reads netlink datagrams into one buffer that is reused for every read.
+
+    ``sock.recv(1 MiB)`` allocates a megabyte per datagram and then shrinks it; glibc serves that with mmap
+    and munmap until its threshold adapts, measured at 14-18 µs per small notification instead of 1.2 µs,
+    a quarter of the monitor's time in a 50,000-route burst. The view returned by :meth:`read` is valid
+    until the next read: decode it first (decoded values hold copies).
+    """
+
+    __slots__ = ("_buffer", "_view")
+
+    def __init__(self, size: int = 1 << 20) -> None:
+        self._buffer = bytearray(size)
+        self._view = memoryview(self._buffer)
+
+    def read(self, sock: socket.socket) -> memoryview:
+        """One datagram (raises ``BlockingIOError`` on a non-blocking socket with nothing to read)."""
+        return self._view[: sock.recv_into(self._buffer)]
 
 
 class NetlinkError(OSError):
@@ -550,6 +594,7 @@ class BatchTransport:
 
     def __init__(self, sock: socket.socket, *, chunk_bytes: int = 96 << 10, max_inflight: int = 2048) -> None:
         self._sock = sock
+        self._reader = DatagramReader()
         self._seq = 1
         self._chunk_bytes = chunk_bytes
         self._max_inflight = max_inflight
@@ -602,7 +647,7 @@ class BatchTransport:
     def _drain(self, pending: dict[int, int], outcomes: list[Outcome | None], barrier: int) -> None:
         """Read errors (and the barrier's acknowledgement) until the barrier request is answered."""
         while True:
-            data = self._sock.recv(1 << 20)
+            data = self._reader.read(self._sock)
             offset = 0
             done = False
             while offset + 16 <= len(data):
@@ -626,7 +671,7 @@ class BatchTransport:
         struct.pack_into("=I", msg, 8, seq)
         self._sock.send(msg)
         while True:
-            data = self._sock.recv(1 << 20)
+            data = self._reader.read(self._sock)
             offset = 0
             while offset + 16 <= len(data):
                 length, msg_type, _, rseq, _ = _NLMSGHDR.unpack_from(data, offset)

@@ -36,6 +36,8 @@ class EventTranslator:
         self._links: dict[int, rtnl.Link] = {}
         self._link_up: dict[int, bool] = {}
         self._macs: dict[tuple[int, bytes], int] = {}
+        self._local_vnis: dict[bytes, int] = {}
+        """MAC -> in how many VNIs it is local: :meth:`concerns` answers without a table scan."""
         self._neighs: dict[tuple[int, rtnl.IPAddress], bytes] = {}
         self._stale: dict[tuple[int, rtnl.IPAddress], int] = {}
         self._remote_ips: dict[tuple[int, bytes], set[rtnl.IPAddress]] = {}
@@ -53,7 +55,7 @@ class EventTranslator:
         self._seen = None
         out: list[LocalEvent] = []
         for vni, mac in sorted(set(self._macs) - macs):
-            del self._macs[(vni, mac)]
+            self._forget_mac((vni, mac))
             out.append(LocalMacAged(vni, MacAddress(mac)))
         for vni, ip in sorted(set(self._neighs) - neighs, key=str):
             del self._neighs[(vni, ip)]
@@ -64,6 +66,12 @@ class EventTranslator:
     def stale(self) -> list[tuple[int, rtnl.IPAddress]]:
         """(SVI ifindex, IP) of every local neighbour last seen STALE."""
         return [(ifindex, ip) for (_, ip), ifindex in self._stale.items()]
+
+    def concerns(self, ext_learned_fdb_mac: bytes) -> bool:
+        """Whether a bridge FDB message flagged ``extern_learn`` for this MAC may mean news: only if the MAC
+        is local in some VNI (it moved away). Our own remote entries for other MACs, most of a route burst,
+        need not be decoded (see :func:`dataplane.rtnl.ext_learned_fdb_mac`)."""
+        return ext_learned_fdb_mac in self._local_vnis
 
     def feed(self, msg: rtnl.Decoded) -> list[LocalEvent]:
         """The local-learning events one kernel message means (often none)."""
@@ -116,6 +124,8 @@ class EventTranslator:
                 self._seen[0].add(key)
                 self._seen[1].update((vni, ip) for ip in self._remote_ips.get(key, ()))
             if self._macs.get(key) != msg.ifindex:
+                if key not in self._macs:
+                    self._local_vnis[msg.lladdr] = self._local_vnis.get(msg.lladdr, 0) + 1
                 self._macs[key] = msg.ifindex
                 out.append(LocalMacLearned(vni, MacAddress(msg.lladdr)))
                 # a remote MAC became local (a VM moved here): its IPs moved with it, as zebra assumes
@@ -126,8 +136,16 @@ class EventTranslator:
         elif key in self._macs and (
             msg.deleted or self._macs[key] == msg.ifindex or port is None or port.kind == "vxlan"
         ):
-            del self._macs[key]
+            self._forget_mac(key)
             out.append(LocalMacAged(vni, MacAddress(msg.lladdr)))
+
+    def _forget_mac(self, key: tuple[int, bytes]) -> None:
+        del self._macs[key]
+        mac = key[1]
+        if self._local_vnis[mac] == 1:
+            del self._local_vnis[mac]
+        else:
+            self._local_vnis[mac] -= 1
 
     def _neigh(self, msg: rtnl.Neigh, out: list[LocalEvent]) -> None:
         """A host's IP-to-MAC binding on an SVI. Link-local and multicast groups (``224.0.0.22`` ->

@@ -126,6 +126,29 @@ async def test_errors_are_per_entry_and_the_batch_goes_on(make_leaf: LeafFactory
         await dp.close()
 
 
+async def test_remote_mac_removed_even_when_its_bridge_entry_is_already_gone(make_leaf: LeafFactory) -> None:
+    """One ``master self`` message does both halves; when the bridge half fails (its entry was removed,
+    or moved to a local port), the VXLAN half is still removed on its own."""
+    leaf = await l3_leaf(make_leaf, "fb")
+    ns = leaf.layout.namespaces.vrf("red")
+    dp = KernelDataplane(leaf.layout)
+    try:
+        remote = (FdbEntry(110, MAC1, VTEP2), FdbEntry(110, MAC2, VTEP3))
+        assert (await dp.apply(DataplaneDelta(add=remote))).added == 2
+        sh("bridge", "-n", ns, "fdb", "del", str(MAC1), "dev", "vni110", "master")
+        assert fdb_lines(ns, "vni110") == {
+            "aa:bb:cc:00:00:01 dst 100.65.0.2 link-netnsid 0 self extern_learn",
+            "aa:bb:cc:00:00:02 extern_learn master br-pe-110",
+            "aa:bb:cc:00:00:02 dst 100.65.0.3 link-netnsid 0 self extern_learn",
+        }
+        result = await dp.apply(DataplaneDelta(remove=remote))
+        assert result.ok, result.failures
+        assert result.removed == 2
+        assert fdb_lines(ns, "vni110") == set()
+    finally:
+        await dp.close()
+
+
 async def test_restart_keeps_desired_removes_stale_and_never_touches_foreign(make_leaf: LeafFactory) -> None:
     leaf = await l3_leaf(make_leaf, "rs")
     ns = leaf.layout.namespaces.vrf("red")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dataplane import rtnl
 from dataplane.interface import LinkChanged
 from dataplane.translate import EventTranslator
@@ -128,3 +131,48 @@ def test_resync_after_lost_notifications_reports_what_disappeared() -> None:
     assert t.end_sync() == [LocalMacAged(110, MAC), LocalNeighRemoved(110, IP)]
     assert t.stale() == []
     assert t.end_sync() == []
+
+
+def test_concerns_only_macs_that_are_local_somewhere() -> None:
+    t = translator()
+    other = MacAddress.from_text("02:aa:00:00:00:04")
+    assert not t.concerns(MAC.packed)
+    t.feed(fdb(PE))
+    t.feed(fdb(PE, mac=other))
+    assert t.concerns(MAC.packed) and t.concerns(other.packed)
+    t.feed(fdb(VX, flags=rtnl.NTF_EXT_LEARNED))  # MAC moved away
+    assert not t.concerns(MAC.packed)
+    t.begin_sync()
+    t.end_sync()  # ``other`` not in the dump: lost
+    assert not t.concerns(other.packed)
+
+
+_MACS = [MacAddress.from_text(f"02:aa:00:00:00:0{i}") for i in range(1, 4)]
+_FDB_MESSAGES = st.builds(
+    fdb,
+    st.sampled_from([PE, VX, BR, 99]),
+    deleted=st.booleans(),
+    flags=st.sampled_from([0, rtnl.NTF_EXT_LEARNED, rtnl.NTF_SELF]),
+    state=st.sampled_from([rtnl.NUD_REACHABLE, rtnl.NUD_PERMANENT, rtnl.NUD_NOARP]),
+    mac=st.sampled_from(_MACS),
+)
+
+
+@given(st.lists(_FDB_MESSAGES, max_size=40))
+def test_ext_learned_messages_the_monitor_skips_would_mean_nothing(messages: list[rtnl.Neigh]) -> None:
+    """The monitor skips extern_learn FDB messages for MACs :meth:`concerns` rejects: feeding them must
+    never produce an event, whatever came before; and :meth:`concerns` follows the reported local MACs."""
+    t = translator()
+    local: set[bytes] = set()
+    for msg in messages:
+        assert msg.lladdr is not None
+        skipped = bool(msg.flags & rtnl.NTF_EXT_LEARNED) and not t.concerns(msg.lladdr)
+        events = t.feed(msg)
+        if skipped:
+            assert events == []
+        for event in events:
+            if isinstance(event, LocalMacLearned):
+                local.add(event.mac.packed)
+            elif isinstance(event, LocalMacAged):
+                local.discard(event.mac.packed)
+        assert {mac.packed for mac in _MACS if t.concerns(mac.packed)} == local

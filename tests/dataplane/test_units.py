@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import socket
+
+import pytest
 
 from dataplane import rtnl
 from dataplane.errors import PlumbingError, VrfUnsupportedError
@@ -75,6 +78,43 @@ def test_rtnl_fdb_message_round_trip() -> None:
     assert decoded == rtnl.Neigh(
         False, rtnl.AF_BRIDGE, 7, rtnl.NUD_REACHABLE, rtnl.NTF_SELF, MAC.packed, VTEP2, None
     )
+
+
+def test_datagram_reader_reuses_its_buffer_and_decoded_values_survive_the_next_read() -> None:
+    first = rtnl.fdb_message(
+        rtnl.RTM_NEWNEIGH, rtnl.NLM_F_CREATE, 7, MAC.packed, VTEP2, rtnl.NTF_SELF, rtnl.NUD_REACHABLE
+    )
+    second = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, 9, bytes(6), VTEP3, rtnl.NTF_SELF, rtnl.NUD_REACHABLE)
+    reader = rtnl.DatagramReader(4096)
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with sender, receiver:
+        sender.send(first)
+        sender.send(second)
+        (decoded,) = rtnl.decode(reader.read(receiver))
+        view = reader.read(receiver)
+        assert bytes(view) == second
+        receiver.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            reader.read(receiver)
+    assert decoded == rtnl.Neigh(
+        False, rtnl.AF_BRIDGE, 7, rtnl.NUD_REACHABLE, rtnl.NTF_SELF, MAC.packed, VTEP2, None
+    )
+
+
+def test_ext_learned_fdb_mac_reads_only_single_extern_learn_bridge_messages() -> None:
+    def fdb(ntf: int, msg_type: int = rtnl.RTM_NEWNEIGH) -> bytes:
+        return rtnl.fdb_message(msg_type, 0, 7, MAC.packed, None, ntf, rtnl.NUD_REACHABLE)
+
+    ours = fdb(rtnl.NTF_EXT_LEARNED | rtnl.NTF_MASTER)
+    assert rtnl.ext_learned_fdb_mac(ours) == MAC.packed
+    assert rtnl.ext_learned_fdb_mac(fdb(rtnl.NTF_EXT_LEARNED, rtnl.RTM_DELNEIGH)) == MAC.packed
+    assert rtnl.ext_learned_fdb_mac(memoryview(ours)) == MAC.packed
+    assert rtnl.ext_learned_fdb_mac(fdb(rtnl.NTF_MASTER)) is None  # learned: decode it
+    assert rtnl.ext_learned_fdb_mac(ours + ours) is None  # several messages: decode them
+    neigh = rtnl.neigh_message(rtnl.RTM_NEWNEIGH, 0, 7, VTEP2, MAC.packed, rtnl.NTF_EXT_LEARNED, 0)
+    assert rtnl.ext_learned_fdb_mac(neigh) is None  # an IP neighbour, not an FDB entry
+    for cut in range(len(ours)):
+        assert rtnl.ext_learned_fdb_mac(ours[:cut]) is None
 
 
 def test_rtnl_unicast_route_message_round_trip() -> None:
