@@ -6,7 +6,8 @@ A fresh namespace per run with the plumbing of one leaf (L2VNI 110 and L3VNI 100
 then, timed separately, one ``apply`` each of:
 
 - ``fdb``: N remote MACs (``FdbEntry``: the ``self extern_learn`` entry with its VTEP plus the bridge's
-  ``master extern_learn`` entry, two netlink requests per MAC, as zebra installs them), then their removal;
+  ``master extern_learn`` entry, one ``master self`` netlink request per MAC, as zebra installs them), then
+  their removal;
 - ``neigh``: N remote MAC+IP neighbours on the SVI (``extern_learn``), then removal;
 - ``route``: N /32 routes in the VRF (``via VTEP dev <L3 SVI> onlink proto 201``), then removal.
 
