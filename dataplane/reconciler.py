@@ -25,8 +25,9 @@ import errno
 import ipaddress
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from dataplane import netns, rtnl
 from dataplane.interface import ApplyResult, EntryFailure, Operation
@@ -58,13 +59,14 @@ _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
 @dataclass(frozen=True, slots=True)
 class _Request:
     """One entry's netlink messages; ``tolerate`` are errnos that still mean success (ENOENT on removal);
-    ``fallback``: messages doing the same work one part at a time, sent when any of ``messages`` fails."""
+    ``fallback`` builds messages doing the same work one part at a time, sent when any of ``messages``
+    fails (built only then: it is rare, and packing them for every entry would cost a microsecond each)."""
 
     entry: DataplaneEntry
     operation: Operation
     messages: tuple[bytes, ...]
     tolerate: frozenset[int] = frozenset()
-    fallback: tuple[bytes, ...] = ()
+    fallback: Callable[[], tuple[bytes, ...]] | None = None
 
 
 @dataclass(slots=True)
@@ -268,22 +270,16 @@ class KernelDataplane:
             msg = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, _ZERO_MAC, entry.vtep, rtnl.NTF_SELF, 0)
             return _Request(entry, operation, (msg,), gone)
         mac = entry.mac.packed
-        master = rtnl.NTF_MASTER | rtnl.NTF_EXT_LEARNED
+        halves = partial(_fdb_halves, vxlan, mac, entry.vtep, add)
         if add:
-            own = rtnl.fdb_message(
-                rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, self_flags, rtnl.NUD_REACHABLE
+            flags = self_flags | rtnl.NTF_MASTER
+            msg = rtnl.fdb_message(
+                rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, flags, rtnl.NUD_REACHABLE
             )
-            bridge = rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, None, master, rtnl.NUD_NOARP)
-            both = rtnl.fdb_message(
-                rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, self_flags | master, rtnl.NUD_REACHABLE
-            )
-            return _Request(entry, operation, (both,), fallback=(own, bridge))
-        own = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, entry.vtep, rtnl.NTF_SELF, 0)
-        bridge = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, None, rtnl.NTF_MASTER, 0)
-        both = rtnl.fdb_message(
-            rtnl.RTM_DELNEIGH, 0, vxlan, mac, entry.vtep, rtnl.NTF_SELF | rtnl.NTF_MASTER, 0
-        )
-        return _Request(entry, operation, (both,), gone, fallback=(own, bridge))
+            return _Request(entry, operation, (msg,), fallback=halves)
+        flags = rtnl.NTF_SELF | rtnl.NTF_MASTER
+        msg = rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, entry.vtep, flags, 0)
+        return _Request(entry, operation, (msg,), gone, fallback=halves)
 
     def _unicast_request(
         self, entry: UnicastRouteEntry, operation: Operation, gone: frozenset[int]
@@ -319,16 +315,17 @@ class KernelDataplane:
         for request in requests:
             mine = outcomes[position : position + len(request.messages)]
             position += len(request.messages)
-            if request.fallback and any(o.error for o in mine):
+            if request.fallback is not None and any(o.error for o in mine):
                 retry.append(request)
             else:
                 judged.append((request, mine))
         if retry:
-            outcomes = transport.transact([m for r in retry for m in r.fallback])
+            parts = [r.fallback() for r in retry if r.fallback is not None]
+            outcomes = transport.transact([m for messages in parts for m in messages])
             position = 0
-            for request in retry:
-                judged.append((request, outcomes[position : position + len(request.fallback)]))
-                position += len(request.fallback)
+            for request, messages in zip(retry, parts, strict=True):
+                judged.append((request, outcomes[position : position + len(messages)]))
+                position += len(messages)
         failures: list[EntryFailure] = []
         added = removed = 0
         for request, mine in judged:
@@ -449,6 +446,21 @@ def _route_entry(
         return RouteEntry(place.vrf, place.l3vni, msg.prefix, gateway)
     vrf = unicast.get(msg.table)
     return UnicastRouteEntry(vrf, msg.prefix, gateway) if vrf is not None else None
+
+
+def _fdb_halves(vxlan: int, mac: bytes, vtep: rtnl.IPAddress, add: bool) -> tuple[bytes, ...]:
+    """A remote MAC as two messages: the VXLAN device's ``self`` entry, then the bridge's ``master`` one."""
+    if add:
+        self_flags = rtnl.NTF_SELF | rtnl.NTF_EXT_LEARNED
+        master_flags = rtnl.NTF_MASTER | rtnl.NTF_EXT_LEARNED
+        return (
+            rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, vtep, self_flags, rtnl.NUD_REACHABLE),
+            rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, None, master_flags, rtnl.NUD_NOARP),
+        )
+    return (
+        rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, vtep, rtnl.NTF_SELF, 0),
+        rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, None, rtnl.NTF_MASTER, 0),
+    )
 
 
 def _lookup(index: dict[str, int], name: str) -> int:
