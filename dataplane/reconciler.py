@@ -54,6 +54,10 @@ route (IPv6 metric 1024) with the same prefix is never overwritten, and a connec
 
 _ZERO_MAC = b"\0" * 6
 _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
+_SELF_EXT = rtnl.NTF_SELF | rtnl.NTF_EXT_LEARNED
+"""The VXLAN device's own entries we install (flood and remote MACs)."""
+_MASTER_EXT = rtnl.NTF_MASTER | rtnl.NTF_EXT_LEARNED
+"""The bridge's entry for a remote MAC."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +258,6 @@ class KernelDataplane:
             messages = tuple(rtnl.neigh_message(rtnl.RTM_DELNEIGH, 0, svi, ip, None, 0, 0) for ip in ips)
             return _Request(entry, operation, messages, gone)
         vxlan = _lookup(index, devices.vxlan)
-        self_flags = rtnl.NTF_SELF | rtnl.NTF_EXT_LEARNED
         if isinstance(entry, FloodEntry):
             if add:
                 msg = rtnl.fdb_message(
@@ -263,7 +266,7 @@ class KernelDataplane:
                     vxlan,
                     _ZERO_MAC,
                     entry.vtep,
-                    self_flags,
+                    _SELF_EXT,
                     rtnl.NUD_NOARP | rtnl.NUD_PERMANENT,
                 )
                 return _Request(entry, operation, (msg,))
@@ -272,7 +275,7 @@ class KernelDataplane:
         mac = entry.mac.packed
         halves = partial(_fdb_halves, vxlan, mac, entry.vtep, add)
         if add:
-            flags = self_flags | rtnl.NTF_MASTER
+            flags = _SELF_EXT | _MASTER_EXT
             msg = rtnl.fdb_message(
                 rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, entry.vtep, flags, rtnl.NUD_REACHABLE
             )
@@ -310,20 +313,19 @@ class KernelDataplane:
         transport = self._transport(ns)
         outcomes = transport.transact([m for r in requests for m in r.messages])
         judged: list[tuple[_Request, list[rtnl.Outcome]]] = []
-        retry: list[_Request] = []
+        retry: list[tuple[_Request, tuple[bytes, ...]]] = []
         position = 0
         for request in requests:
             mine = outcomes[position : position + len(request.messages)]
             position += len(request.messages)
             if request.fallback is not None and any(o.error for o in mine):
-                retry.append(request)
+                retry.append((request, request.fallback()))
             else:
                 judged.append((request, mine))
         if retry:
-            parts = [r.fallback() for r in retry if r.fallback is not None]
-            outcomes = transport.transact([m for messages in parts for m in messages])
+            outcomes = transport.transact([m for _, messages in retry for m in messages])
             position = 0
-            for request, messages in zip(retry, parts, strict=True):
+            for request, messages in retry:
                 judged.append((request, outcomes[position : position + len(messages)]))
                 position += len(messages)
         failures: list[EntryFailure] = []
@@ -451,11 +453,9 @@ def _route_entry(
 def _fdb_halves(vxlan: int, mac: bytes, vtep: rtnl.IPAddress, add: bool) -> tuple[bytes, ...]:
     """A remote MAC as two messages: the VXLAN device's ``self`` entry, then the bridge's ``master`` one."""
     if add:
-        self_flags = rtnl.NTF_SELF | rtnl.NTF_EXT_LEARNED
-        master_flags = rtnl.NTF_MASTER | rtnl.NTF_EXT_LEARNED
         return (
-            rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, vtep, self_flags, rtnl.NUD_REACHABLE),
-            rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, None, master_flags, rtnl.NUD_NOARP),
+            rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, vtep, _SELF_EXT, rtnl.NUD_REACHABLE),
+            rtnl.fdb_message(rtnl.RTM_NEWNEIGH, _CREATE, vxlan, mac, None, _MASTER_EXT, rtnl.NUD_NOARP),
         )
     return (
         rtnl.fdb_message(rtnl.RTM_DELNEIGH, 0, vxlan, mac, vtep, rtnl.NTF_SELF, 0),
